@@ -1,0 +1,1 @@
+"""Contrail ingestion: generate, enrich and land airline survey data."""

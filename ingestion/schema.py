@@ -1,0 +1,150 @@
+"""The canonical survey columns and the raw tables every loader writes.
+
+This module is the contract between the loaders (``load_csv``, the stream loader) and the
+dbt sources in ``dbt_project/models/staging/__sources.yml``. Change both together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RAW_SCHEMA = "raw"
+
+# Values as they appear in the public exports. Staging normalises them.
+SATISFACTION_VALUES = ("satisfied", "dissatisfied", "neutral or dissatisfied")
+GENDER_VALUES = ("Male", "Female")
+CUSTOMER_TYPE_VALUES = ("Loyal Customer", "disloyal Customer")
+TYPE_OF_TRAVEL_VALUES = ("Personal Travel", "Business travel")
+TRAVEL_CLASS_VALUES = ("Eco", "Eco Plus", "Business")
+
+# Every service a survey can rate, 0-5, where 0 means "not applicable".
+RATING_COLUMNS: tuple[str, ...] = (
+    "seat_comfort",
+    "departure_arrival_time_convenient",
+    "food_and_drink",
+    "gate_location",
+    "inflight_wifi_service",
+    "inflight_entertainment",
+    "online_support",
+    "ease_of_online_booking",
+    "on_board_service",
+    "leg_room_service",
+    "baggage_handling",
+    "checkin_service",
+    "cleanliness",
+    "online_boarding",
+    "inflight_service",
+)
+
+# The survey answers themselves, in canonical order, with their raw SQL type.
+SURVEY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("satisfaction", "varchar"),
+    ("gender", "varchar"),
+    ("customer_type", "varchar"),
+    ("age", "integer"),
+    ("type_of_travel", "varchar"),
+    ("travel_class", "varchar"),
+    ("flight_distance", "integer"),
+    *((name, "integer") for name in RATING_COLUMNS),
+    ("departure_delay_minutes", "integer"),
+    ("arrival_delay_minutes", "integer"),
+)
+
+# Columns added by enrichment (ingestion/enrich.py). Timestamps are UTC, without time zone.
+ENRICHMENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("survey_id", "varchar"),
+    ("customer_id", "varchar"),
+    ("passenger_name", "varchar"),
+    ("carrier_code", "varchar"),
+    ("flight_number", "integer"),
+    ("flight_id", "varchar"),
+    ("flight_date", "date"),
+    ("origin_airport", "varchar"),
+    ("destination_airport", "varchar"),
+    ("scheduled_departure_at", "timestamp"),
+    ("actual_departure_at", "timestamp"),
+    ("scheduled_arrival_at", "timestamp"),
+    ("actual_arrival_at", "timestamp"),
+    ("survey_submitted_at", "timestamp"),
+)
+
+# Load metadata on every landed row.
+LOAD_METADATA_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("batch_id", "varchar"),
+    ("source_file", "varchar"),
+    ("source_line", "bigint"),
+    ("file_sha256", "varchar"),
+    ("loaded_at", "timestamp"),
+)
+
+SURVEY_RESPONSES_COLUMNS = LOAD_METADATA_COLUMNS + ENRICHMENT_COLUMNS + SURVEY_COLUMNS
+
+# One row per load attempt of one file or delivery object.
+LOAD_AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("batch_id", "varchar"),
+    ("source_kind", "varchar"),  # 'csv' or 'firehose'
+    ("source_file", "varchar"),  # path of the CSV, or key of the delivery object
+    ("file_sha256", "varchar"),
+    ("file_bytes", "bigint"),
+    ("layout", "varchar"),  # 'invistico', 'passenger-satisfaction', 'mapping:<file>', 'firehose'
+    ("status", "varchar"),  # 'loaded', 'replaced', 'rejected'
+    ("rows_in_file", "bigint"),  # data rows (lines after the header, blank lines included)
+    ("rows_loaded", "bigint"),
+    ("rows_quarantined", "bigint"),
+    ("message", "varchar"),
+    ("started_at", "timestamp"),
+    ("finished_at", "timestamp"),
+)
+
+# One row per rejected input row or record.
+QUARANTINE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("batch_id", "varchar"),
+    ("source_kind", "varchar"),
+    ("source_file", "varchar"),
+    ("file_sha256", "varchar"),
+    ("source_line", "bigint"),  # 1-based physical line in the file (header is line 1)
+    ("byte_offset", "bigint"),  # for delivery objects; null for CSV
+    ("reason", "varchar"),  # one of QUARANTINE_REASONS
+    ("detail", "varchar"),  # what, where, how to fix: 'column "Age" = "abc" is not an integer'
+    ("raw_text", "varchar"),  # the line as read; invalid bytes escaped as \\xNN
+    ("quarantined_at", "timestamp"),
+)
+
+QUARANTINE_REASONS = (
+    "wrong_field_count",
+    "not_an_integer",
+    "rating_out_of_range",
+    "age_out_of_range",
+    "negative_delay",
+    "unknown_value",
+    "empty_required_field",
+    "repeated_header",
+    "invalid_utf8",
+    "blank_line",
+)
+
+
+@dataclass(frozen=True)
+class RawTable:
+    name: str
+    columns: tuple[tuple[str, str], ...]
+
+    @property
+    def qualified(self) -> str:
+        return f"{RAW_SCHEMA}.{self.name}"
+
+    def create_sql(self) -> str:
+        """Portable DDL (DuckDB and PostgreSQL)."""
+        cols = ",\n    ".join(f"{name} {sql_type}" for name, sql_type in self.columns)
+        return f"create table if not exists {self.qualified} (\n    {cols}\n)"
+
+
+SURVEY_RESPONSES = RawTable("survey_responses", SURVEY_RESPONSES_COLUMNS)
+LOAD_AUDIT = RawTable("load_audit", LOAD_AUDIT_COLUMNS)
+QUARANTINE = RawTable("quarantine", QUARANTINE_COLUMNS)
+RAW_TABLES = (SURVEY_RESPONSES, LOAD_AUDIT, QUARANTINE)
+
+
+def raw_ddl() -> list[str]:
+    """Statements that create the raw schema and tables if they are missing."""
+    return [f"create schema if not exists {RAW_SCHEMA}", *(t.create_sql() for t in RAW_TABLES)]
