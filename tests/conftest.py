@@ -62,5 +62,7 @@ def pg_settings(postgres_server: PostgresSettings) -> Iterator[PostgresSettings]
 def invistico_head() -> Path:
     """The real 37,955-row Invistico prefix from ../shared/data, or skip when it is absent."""
     if not INVISTICO_HEAD.exists():
-        pytest.skip(f"real survey data not present at {INVISTICO_HEAD} (only in the project's workspace)")
+        pytest.skip(
+            f"real survey data not present at {INVISTICO_HEAD} (only in the project's workspace)"
+        )
     return INVISTICO_HEAD

@@ -1,0 +1,258 @@
+"""The `contrail` command line: argument parsing and printing, over library functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ingestion.config import TARGETS, Settings
+from ingestion.errors import ContrailError
+from ingestion.pipeline import DEFAULT_ROWS, DEFAULT_SEED
+from ingestion.progress import RichReporter
+
+app = typer.Typer(
+    help=(
+        "Contrail: an analytics warehouse for airline passenger-satisfaction surveys.\n\n"
+        "Typical use: `contrail run` generates a realistic survey export, lands it raw, builds "
+        "the dbt marts on the embedded DuckDB warehouse and publishes a snapshot for readers."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+load_app = typer.Typer(
+    help="Land survey data in the raw schema (with audit, quarantine and reconciliation).",
+    no_args_is_help=True,
+)
+app.add_typer(load_app, name="load")
+
+out = Console()
+err = Console(stderr=True)
+
+TargetOption = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        help=f"Warehouse: {' or '.join(TARGETS)} (PostgreSQL reads CONTRAIL_PG_* variables).",
+    ),
+]
+SeedOption = Annotated[
+    int, typer.Option("--seed", help="Random seed; the same seed gives the same data.")
+]
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@app.command()
+def generate(
+    rows: Annotated[int, typer.Option("--rows", help="How many survey responses to write.")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="CSV file to write (.csv, or .csv.gz for gzip).")
+    ],
+    seed: SeedOption = DEFAULT_SEED,
+) -> None:
+    """Write a synthetic survey export in the public Invistico layout.
+
+    The data is calibrated on the public Kaggle file: about 54.7% satisfied, Business class,
+    loyal customers and business travel more satisfied, realistic not-applicable (0) ratings and
+    delays.
+    """
+    from ingestion.pipeline import generate_file
+
+    path = generate_file(_settings(), rows=rows, seed=seed, out=out_file, reporter=RichReporter())
+    out.print(f"Wrote {rows:,} surveys to {path}")
+
+
+@load_app.command("csv")
+def load_csv_command(
+    file: Annotated[Path, typer.Argument(help="The CSV export to land (plain or .csv.gz).")],
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="Header layout: auto (detect), invistico, or passenger-satisfaction.",
+        ),
+    ] = "auto",
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--mapping", help="YAML column mapping for any other export layout."),
+    ] = None,
+    target: TargetOption = "duckdb",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the batch if this content was loaded before.")
+    ] = False,
+    max_bad_share: Annotated[
+        float | None,
+        typer.Option(
+            "--max-bad-share",
+            help="Refuse the whole file when more than this share of rows is bad (default 0.05).",
+        ),
+    ] = None,
+    seed: SeedOption = DEFAULT_SEED,
+) -> None:
+    """Land one CSV file in raw.survey_responses, enriched with ids, flights and routes.
+
+    Bad rows go to raw.quarantine with their line and reason; the file's rows always equal
+    the rows loaded plus the rows quarantined. Loading the same content twice adds nothing.
+    """
+    from ingestion.load_csv import load_csv
+
+    settings = _settings()
+    if max_bad_share is not None:
+        settings = replace(settings, max_bad_share=max_bad_share)
+    if not file.exists():
+        raise ContrailError(f"{file}: no such file")
+    reporter = RichReporter()
+    with reporter.step(f"Loading {file.name}", file.stat().st_size, unit="bytes") as advance:
+        result = load_csv(
+            file,
+            settings,
+            target=target,
+            layout=layout,
+            mapping=mapping,
+            force=force,
+            seed=seed,
+            progress=advance,
+        )
+    _print_load(result)
+
+
+def _print_load(result: object) -> None:
+    status = getattr(result, "status", "")
+    if status == "skipped_duplicate":
+        out.print(
+            f"{result.source_file}: already loaded as batch {result.batch_id} "
+            "(same sha256); nothing added. Use --force to replace it."
+        )
+        return
+    table = Table(title=f"{result.source_file} ({result.layout}) → batch {result.batch_id}")
+    table.add_column("Reconciliation")
+    table.add_column("Rows", justify="right")
+    table.add_row("rows in file", f"{result.rows_in_file:,}")
+    table.add_row("loaded", f"{result.rows_loaded:,}")
+    table.add_row("quarantined", f"{result.rows_quarantined:,}")
+    for reason, count in sorted(result.quarantined_by_reason.items()):
+        table.add_row(f"  {reason}", f"{count:,}")
+    out.print(table)
+    balanced = result.rows_in_file == result.rows_loaded + result.rows_quarantined
+    out.print(
+        f"{result.rows_in_file:,} = {result.rows_loaded:,} + {result.rows_quarantined:,} "
+        f"({'balanced' if balanced else 'NOT BALANCED'}); status: {status}"
+    )
+
+
+@app.command()
+def build(target: TargetOption = "duckdb") -> None:
+    """Run `dbt build` (models, seeds, data and unit tests); on DuckDB, publish the snapshot.
+
+    A failing test publishes nothing and leaves the previous snapshot in place.
+    """
+    from ingestion.pipeline import build as build_marts
+
+    outcome = build_marts(_settings(), target=target, reporter=RichReporter())
+    result = outcome.result
+    out.print(
+        f"dbt build on {target}: {result.count('success')} built, {result.count('pass')} tests "
+        f"passed, {result.count('warn')} warnings in {result.seconds:.1f}s"
+    )
+    if outcome.snapshot:
+        out.print(f"Published snapshot: {outcome.snapshot}")
+
+
+@app.command()
+def run(
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Load this export instead of generating one.")
+    ] = None,
+    rows: Annotated[
+        int, typer.Option("--rows", help="How many surveys to generate (without --csv).")
+    ] = DEFAULT_ROWS,
+    seed: SeedOption = DEFAULT_SEED,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Exit after the pipeline instead of serving.")
+    ] = False,
+    target: TargetOption = "duckdb",
+) -> None:
+    """Run the whole batch pipeline: generate (unless --csv), load, build, publish, summarise."""
+    from ingestion.pipeline import run_pipeline
+    from ingestion.summary import read_headline
+
+    settings = _settings()
+    result = run_pipeline(
+        settings, csv=csv, rows=rows, seed=seed, target=target, reporter=RichReporter()
+    )
+    _print_load(result.load)
+    headline = read_headline(settings, target=target)
+    _print_headline(headline, result.seconds)
+    if not no_serve:
+        out.print("[dim]No dashboard to serve yet; the pipeline is done.[/dim]")
+
+
+def _print_headline(headline: object, seconds: dict[str, float]) -> None:
+    table = Table(title="Contrail: passenger satisfaction")
+    table.add_column("Measure")
+    table.add_column("Value", justify="right")
+    table.add_row("responses", f"{headline.responses:,}")
+    table.add_row(
+        "satisfied",
+        f"{headline.satisfied:,} ({headline.satisfaction_rate:.1%})",
+    )
+    for label, scores in (("strongest", headline.strongest), ("weakest", headline.weakest)):
+        for rank, score in enumerate(scores, start=1):
+            table.add_row(
+                f"{label} #{rank}: {score.service}",
+                f"mean {score.mean_rating:.2f} · importance {score.importance:.2f}",
+            )
+    if headline.snapshot:
+        table.add_row("snapshot", str(headline.snapshot))
+    timing = " · ".join(f"{name} {value:.1f}s" for name, value in seconds.items())
+    table.caption = timing
+    out.print(table)
+
+
+@app.command()
+def bench(
+    rows: Annotated[
+        int, typer.Option("--rows", help="Surveys to generate, enrich, load and build.")
+    ] = DEFAULT_ROWS,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Measure generate, enrich (against naive per-row Faker), load, dbt build and the pipeline."""
+    from ingestion.bench import run_benchmarks
+
+    figures = run_benchmarks(_settings(), rows=rows, reporter=RichReporter())
+    if as_json:
+        print(json.dumps(figures.as_dict(), indent=2))
+    else:
+        out.print(figures.table())
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors, no traceback, exit status 1."""
+    try:
+        app()
+    except ContrailError as exc:
+        first, *rest = str(exc).splitlines() or [""]
+        print(f"contrail: error: {first}", file=sys.stderr)
+        for line in rest:
+            print(f"  {line}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("contrail: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
