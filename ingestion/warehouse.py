@@ -22,6 +22,10 @@ def connect_duckdb(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyCon
             read_only=read_only,
             config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
         )
+    except duckdb.ConnectionException:
+        # This process already has the file open with another configuration (dbt runs
+        # in-process): share that database instance.
+        return duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         raise ContrailError(
             f"{path}: cannot open the DuckDB warehouse ({exc}). Another process holds it; "
