@@ -166,7 +166,7 @@ def build(target: TargetOption = "duckdb") -> None:
         f"passed, {result.count('warn')} warnings in {result.seconds:.1f}s"
     )
     if outcome.snapshot:
-        out.print(f"Published snapshot: {outcome.snapshot}")
+        out.print(f"Published snapshot: {outcome.snapshot}", soft_wrap=True)
 
 
 @app.command()
@@ -213,11 +213,10 @@ def _print_headline(headline: object, seconds: dict[str, float]) -> None:
                 f"{label} #{rank}: {score.service}",
                 f"mean {score.mean_rating:.2f} · importance {score.importance:.2f}",
             )
-    if headline.snapshot:
-        table.add_row("snapshot", str(headline.snapshot))
-    timing = " · ".join(f"{name} {value:.1f}s" for name, value in seconds.items())
-    table.caption = timing
+    table.caption = " · ".join(f"{name} {value:.1f}s" for name, value in seconds.items())
     out.print(table)
+    if headline.snapshot:
+        out.print(f"Published snapshot: {headline.snapshot}", soft_wrap=True)
 
 
 @app.command()
