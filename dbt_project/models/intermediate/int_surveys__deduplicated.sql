@@ -1,0 +1,64 @@
+{{ config(materialized='table') }}
+
+{#
+    One row per survey_id: the row loaded last wins. A table, because the window below is the
+    most expensive step of the build and three marts read its result.
+#}
+
+with
+
+responses as (
+    select * from {{ ref('stg_raw__survey_responses') }}
+),
+
+ranked as (
+    select
+        responses.*,
+        row_number() over (
+            partition by survey_id
+            order by loaded_at desc, batch_id desc, source_line desc
+        ) as load_rank
+    from responses
+    where survey_id is not null
+),
+
+latest as (
+    select * from ranked
+    where load_rank = 1
+)
+
+select
+    survey_id,
+    passenger_key,
+    channel,
+    batch_id,
+    source_file,
+    source_line,
+    loaded_at,
+    carrier_code,
+    flight_number,
+    flight_id,
+    flight_date,
+    origin_airport,
+    destination_airport,
+    scheduled_departure_at,
+    actual_departure_at,
+    scheduled_arrival_at,
+    actual_arrival_at,
+    survey_submitted_at,
+    survey_date,
+    satisfaction,
+    is_satisfied,
+    gender,
+    customer_type,
+    age,
+    type_of_travel,
+    travel_class,
+    flight_distance,
+    {%- for service in rating_services() %}
+    {{ service.name }}_rating,
+    {{ service.name }}_is_not_applicable,
+    {%- endfor %}
+    departure_delay_minutes,
+    arrival_delay_minutes
+from latest

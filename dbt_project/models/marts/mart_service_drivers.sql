@@ -1,0 +1,100 @@
+{#
+    Grain: one row per service. Importance-performance analysis of the services:
+    performance is the mean rating (not-applicable answers excluded), importance is the
+    satisfaction rate among ratings 4-5 minus the rate among ratings 1-2. See the docs block
+    mart_service_drivers for the quadrant rule.
+#}
+
+with
+
+ratings as (
+    select * from {{ ref('fct_service_ratings') }}
+),
+
+services as (
+    {{ rating_services_relation() }}
+),
+
+per_service as (
+    select
+        service,
+        count(*) as responses,
+        sum(case when rating is not null then 1 else 0 end) as rated,
+        sum(case when is_not_applicable then 1 else 0 end) as not_applicable,
+        avg(cast(rating as double precision)) as mean_rating,
+        sum(case when rating >= 4 then 1 else 0 end) as high_ratings,
+        sum(case when rating >= 4 and is_satisfied then 1 else 0 end) as high_satisfied,
+        sum(case when rating <= 2 then 1 else 0 end) as low_ratings,
+        sum(case when rating <= 2 and is_satisfied then 1 else 0 end) as low_satisfied
+    from ratings
+    group by service
+),
+
+labelled as (
+    select
+        per_service.*,
+        coalesce(services.service_label, per_service.service) as service_label,
+        services.service_order
+    from per_service
+    left join services
+        on per_service.service = services.service
+),
+
+scored as (
+    select
+        labelled.*,
+        cast(high_satisfied as double precision) / nullif(high_ratings, 0)
+            as satisfaction_rate_high,
+        cast(low_satisfied as double precision) / nullif(low_ratings, 0)
+            as satisfaction_rate_low,
+        cast(high_satisfied as double precision) / nullif(high_ratings, 0)
+        - cast(low_satisfied as double precision) / nullif(low_ratings, 0) as importance
+    from labelled
+),
+
+with_averages as (
+    select
+        scored.*,
+        -- averages over the services that have both measures, so they stay comparable
+        avg(case when mean_rating is not null then importance end) over ()
+            as average_importance,
+        avg(case when importance is not null then mean_rating end) over ()
+            as average_mean_rating
+    from scored
+),
+
+classified as (
+    select
+        with_averages.*,
+        case
+            when importance is null or mean_rating is null then 'not enough ratings'
+            when importance >= average_importance and mean_rating < average_mean_rating
+                then 'concentrate here'
+            when importance >= average_importance then 'keep up the good work'
+            when mean_rating < average_mean_rating then 'low priority'
+            else 'possible overkill'
+        end as quadrant
+    from with_averages
+),
+
+final as (
+    select
+        cast(service as varchar(64)) as service,
+        cast(service_label as varchar(64)) as service_label,
+        cast(service_order as integer) as service_order,
+        cast(responses as bigint) as responses,
+        cast(rated as bigint) as rated,
+        cast(not_applicable as bigint) as not_applicable,
+        cast(mean_rating as double precision) as mean_rating,
+        cast(high_ratings as bigint) as high_ratings,
+        cast(low_ratings as bigint) as low_ratings,
+        cast(satisfaction_rate_high as double precision) as satisfaction_rate_high,
+        cast(satisfaction_rate_low as double precision) as satisfaction_rate_low,
+        cast(importance as double precision) as importance,
+        cast(average_importance as double precision) as average_importance,
+        cast(average_mean_rating as double precision) as average_mean_rating,
+        cast(quadrant as varchar(32)) as quadrant
+    from classified
+)
+
+select * from final
