@@ -135,9 +135,13 @@ def _print_load(result: object) -> None:
             "(same sha256); nothing added. Use --force to replace it."
         )
         return
-    table = Table(title=f"{result.source_file} ({result.layout}) → batch {result.batch_id}")
-    table.add_column("Reconciliation")
-    table.add_column("Rows", justify="right")
+    out.print(
+        f"Loaded {result.source_file} ({result.layout} layout) as batch {result.batch_id}",
+        soft_wrap=True,
+    )
+    table = Table(title="Reconciliation")
+    table.add_column("Rows")
+    table.add_column("Count", justify="right")
     table.add_row("rows in file", f"{result.rows_in_file:,}")
     table.add_row("loaded", f"{result.rows_loaded:,}")
     table.add_row("quarantined", f"{result.rows_quarantined:,}")

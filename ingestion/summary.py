@@ -36,7 +36,7 @@ where segment_type = 'overall'
 """
 
 SERVICES_SQL = """
-select service, mean_rating, importance, quadrant
+select service_label, mean_rating, importance, quadrant
 from marts.mart_service_drivers
 where mean_rating is not null
 order by mean_rating desc, service

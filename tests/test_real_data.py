@@ -50,7 +50,8 @@ def _expected(path: Path) -> dict[str, Any]:
         "rows": len(rows),
         "satisfied": sum(r["satisfaction"] == "satisfied" for r in rows),
         "class_rates": {
-            cls: counts["satisfied"] / sum(counts.values()) for cls, counts in by_class.items()
+            cls.lower(): counts["satisfied"] / sum(counts.values())
+            for cls, counts in by_class.items()
         },
         "null_arrival_delays": sum(r["Arrival Delay in Minutes"] == "" for r in rows),
         "mean_ratings": {column: total / n for column, (total, n) in sums.items()},
