@@ -79,6 +79,19 @@ LOAD_METADATA_COLUMNS: tuple[tuple[str, str], ...] = (
 
 SURVEY_RESPONSES_COLUMNS = LOAD_METADATA_COLUMNS + ENRICHMENT_COLUMNS + SURVEY_COLUMNS
 
+# The envelope of a streamed survey event (ingestion/events.py), as landed.
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "varchar"),
+    ("event_type", "varchar"),
+    ("schema_version", "integer"),
+    ("submitted_at", "timestamp"),  # when the API accepted the survey
+    ("byte_offset", "bigint"),  # where the record starts in its delivery object
+)
+
+# Streamed surveys: source_file is the delivery object's key, source_line the record's
+# 1-based ordinal within it, file_sha256 the object's sha256.
+SURVEY_EVENTS_COLUMNS = LOAD_METADATA_COLUMNS + EVENT_COLUMNS + ENRICHMENT_COLUMNS + SURVEY_COLUMNS
+
 # One row per load attempt of one file or delivery object.
 LOAD_AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("batch_id", "varchar"),
@@ -121,6 +134,11 @@ QUARANTINE_REASONS = (
     "repeated_header",
     "invalid_utf8",
     "blank_line",
+    # delivery objects (stream path)
+    "truncated_json",
+    "wrong_envelope",
+    "schema_violation",
+    "corrupt_gzip",
 )
 
 
@@ -140,9 +158,10 @@ class RawTable:
 
 
 SURVEY_RESPONSES = RawTable("survey_responses", SURVEY_RESPONSES_COLUMNS)
+SURVEY_EVENTS = RawTable("survey_events", SURVEY_EVENTS_COLUMNS)
 LOAD_AUDIT = RawTable("load_audit", LOAD_AUDIT_COLUMNS)
 QUARANTINE = RawTable("quarantine", QUARANTINE_COLUMNS)
-RAW_TABLES = (SURVEY_RESPONSES, LOAD_AUDIT, QUARANTINE)
+RAW_TABLES = (SURVEY_RESPONSES, SURVEY_EVENTS, LOAD_AUDIT, QUARANTINE)
 
 
 def raw_ddl() -> list[str]:
