@@ -1,23 +1,33 @@
 """Land one CSV export in the raw tables: validated, enriched, audited, all or nothing.
 
 A load reads the file twice: once to fingerprint it (sha256 and line count; a file already
-loaded stops here), then in blocks of about ``settings.chunk_rows`` lines that are parsed,
-validated, enriched and inserted inside ONE transaction together with the quarantine rows and
-the audit row. A crash part-way therefore leaves nothing of the file behind.
+loaded stops here), then in blocks of up to about ``settings.chunk_rows`` lines that are
+parsed, validated, enriched and inserted inside ONE transaction together with the quarantine
+rows and the audit row. A crash part-way therefore leaves nothing of the file behind.
+
+The two passes overlap on two cores: a forked worker process parses, validates and enriches
+the blocks (see "preparation in a worker process" below) while this process fingerprints the
+file and then inserts each block the worker hands over. Only this process talks to the
+warehouse.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import queue
-import threading
+import mmap
+import multiprocessing
+import os
+import pickle
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import recv_handle, send_handle
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -29,7 +39,7 @@ from ingestion.config import TARGETS, Settings
 from ingestion.enrich import enrich
 from ingestion.errors import ContrailError
 from ingestion.layouts import PUBLIC_LAYOUTS, Layout, detect_layout, load_mapping, resolve_layout
-from ingestion.reader import BlockReader, fingerprint, parse_header
+from ingestion.reader import BlockReader, check_file, fingerprint, parse_header
 from ingestion.schema import (
     ENRICHMENT_COLUMNS,
     LOAD_AUDIT,
@@ -40,10 +50,8 @@ from ingestion.schema import (
     SURVEY_RESPONSES,
     SURVEY_RESPONSES_COLUMNS,
 )
-from ingestion.validate import BadRow, BlockParser, ParsedBlock
+from ingestion.validate import ARROW_TYPES, BadRow, BlockParser, ParsedBlock
 from ingestion.warehouse import connect_duckdb, connect_postgres, ensure_raw_tables
-
-T = TypeVar("T")
 
 SOURCE_KIND = "csv"
 # Bad-row examples a rejection message shows.
@@ -52,6 +60,9 @@ EXAMPLES = 5
 DUCKDB_MEMORY_LIMIT = "512MB"
 # First guess of bytes per line, before the first block tells.
 GUESS_LINE_BYTES = 128
+# The first block is this share of ``chunk_rows``, and each next one twice the size up to
+# ``chunk_rows``: the insert starts early and the worker stays ahead of it.
+FIRST_BLOCK_SHARE = 16
 
 
 @dataclass(frozen=True)
@@ -276,7 +287,31 @@ def _open_sink(target: str, settings: Settings) -> _DuckDBSink | _PostgresSink:
     return _PostgresSink(settings)
 
 
-# --- the load ---------------------------------------------------------------------------------
+# --- preparation in a worker process -------------------------------------------------------
+#
+# Parsing, validation and enrichment (numpy/Arrow, CPU-bound) run in a forked worker process,
+# so that they use the second core while this process inserts the previous block: a thread
+# would share one core with the insert, since both hold the GIL for much of their work. Each
+# enriched block travels as an Arrow IPC stream in an anonymous memory file (memfd) whose
+# descriptor is passed over the pipe, so the insert reads it in place without copying. The
+# worker owns no warehouse connection: whatever happens to it, the transaction stays here.
+
+# Blocks the worker may have handed over and this process not yet consumed.
+WINDOW = 2
+# Seconds to wait for the worker to stop before killing it.
+STOP_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One block's outcome as the load needs it; its enriched rows travel separately."""
+
+    n_lines: int
+    bad_count: int
+    bad_reasons: dict[str, int]
+    bad_rows: list[BadRow]
+    progress: int  # file bytes consumed since the previous block
+    body_bytes: int  # size of the IPC stream of the block's rows; 0 when there are none
 
 
 @dataclass
@@ -293,7 +328,7 @@ class _Tally:
     def tripped(self) -> bool:
         return self.bad > self.limit
 
-    def add(self, parsed: ParsedBlock) -> None:
+    def add(self, parsed: ParsedBlock | _Prepared) -> None:
         self.lines += parsed.n_lines
         self.bad += parsed.bad_count
         for reason, count in parsed.bad_reasons.items():
@@ -301,77 +336,209 @@ class _Tally:
         self.examples.extend(parsed.bad_rows[: max(0, EXAMPLES - len(self.examples))])
 
 
-def _prepare(
-    blocks: BlockReader,
-    parser: BlockParser,
-    tally: _Tally,
-    chunk_rows: int,
-    file_key: str,
-    seed: int,
-) -> Iterator[tuple[list[BadRow], pa.Table | None]]:
-    """Per block: its quarantine rows and its enriched good rows (without load metadata).
-
-    Once the file is sure to be rejected, blocks are only counted, not enriched.
-    """
-    for buf, first_line in blocks:
-        parsed = parser.parse(buf, first_line, keep_bad=EXAMPLES if tally.tripped else None)
-        tally.add(parsed)
-        blocks.block_bytes = max(64 << 10, chunk_rows * len(buf) // max(parsed.n_lines, 1))
-        if tally.tripped or parsed.survey is None:
-            yield [], None
-            continue
-        survey = parsed.survey
-        enriched = enrich(survey, seed=seed, file_key=file_key, first_row=first_line - 2)
-        if parsed.good is not None:
-            mask = pa.array(parsed.good)
-            survey, enriched = survey.filter(mask), enriched.filter(mask)
-        body = pa.Table.from_arrays(
-            [pa.array(parsed.good_lines), *enriched.columns, *survey.columns],
-            names=_BODY_NAMES,
-        )
-        yield parsed.bad_rows, body
+def _body(parsed: ParsedBlock, seed: int, file_key: str) -> pa.Table:
+    """The block's good rows, enriched, as ``_BODY_NAMES`` columns (no load metadata)."""
+    survey = parsed.survey
+    assert survey is not None
+    enriched = enrich(survey, seed=seed, file_key=file_key, first_row=parsed.first_line - 2)
+    if parsed.good is not None:
+        mask = pa.array(parsed.good)
+        survey, enriched = survey.filter(mask), enriched.filter(mask)
+    return pa.Table.from_arrays(
+        [pa.array(parsed.good_lines), *enriched.columns, *survey.columns], names=_BODY_NAMES
+    )
 
 
-_DONE = object()
+_EMPTY_SURVEY = pa.schema(
+    [(name, ARROW_TYPES[sql_type]) for name, sql_type in SURVEY_COLUMNS]
+).empty_table()
 
 
-def _in_background(items: Iterator[T]) -> Iterator[T]:
-    """Run an iterator in a worker thread, one item ahead, so that parsing and enrichment of
-    the next block overlap the warehouse insert of this one. Errors re-raise here."""
-    handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = threading.Event()
+def _block_bytes(rows: int, line_bytes: float) -> int:
+    """Bytes to read for about ``rows`` lines of ``line_bytes`` each."""
+    return max(64 << 10, int(rows * line_bytes))
 
-    def work() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        handoff.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            handoff.put(("done", _DONE))
-        except BaseException as exc:  # handed to the consumer
-            handoff.put(("error", exc))
 
-    worker = threading.Thread(target=work, name="contrail-load-prepare", daemon=True)
-    worker.start()
+def _write_shared(table: pa.Table) -> tuple[int, int]:
+    """Write ``table`` as an Arrow IPC stream into a new memfd: (descriptor, size)."""
+    counter = pa.MockOutputStream()
+    with pa.ipc.new_stream(counter, table.schema) as writer:
+        writer.write_table(table)
+    size = counter.size()
+    fd = os.memfd_create("contrail-block", os.MFD_CLOEXEC)
     try:
-        while True:
-            kind, value = handoff.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise value
-            yield value
+        os.ftruncate(fd, size)
+        memory = mmap.mmap(fd, size)
+        stream = pa.FixedSizeBufferWriter(pa.py_buffer(memory))
+        with pa.ipc.new_stream(stream, table.schema) as writer:
+            writer.write_table(table)
+        stream.close()
+        del writer, stream  # release the buffer export, so that the map can close
+        memory.close()
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, size
+
+
+def _read_shared(fd: int, size: int) -> pa.Table:
+    """The table in a memfd, mapped read-only and zero-copy; unmapped when the table dies."""
+    try:
+        memory = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)
     finally:
-        stop.set()
-        while worker.is_alive():
-            with contextlib.suppress(queue.Empty):
-                handoff.get_nowait()
-            worker.join(timeout=0.1)
+        os.close(fd)
+    return pa.ipc.open_stream(pa.py_buffer(memory)).read_all()
+
+
+def _worker(conn: Connection, path: Path, layout: Layout, chunk_rows: int, seed: int) -> None:
+    """The worker process: parse, validate and enrich every block, and hand each over.
+
+    It parses the first block while the loader fingerprints the file, then waits for
+    ``("start", sha256, limit)``. After ``WINDOW`` blocks it waits for one credit per block the
+    loader has consumed. It exits when the loader closes the pipe or says ``("stop",)``.
+    """
+    try:
+        pa.set_cpu_count(1)
+        consumed = 0
+
+        def count(delta: int) -> None:
+            nonlocal consumed
+            consumed += delta
+
+        # Load the enrichment tables while the loader fingerprints the file.
+        enrich(_EMPTY_SURVEY, seed=seed, file_key="")
+        rows = max(1, chunk_rows // FIRST_BLOCK_SHARE)
+        with BlockReader(
+            path, block_bytes=_block_bytes(rows, GUESS_LINE_BYTES), progress=count
+        ) as blocks:
+            _, header_bytes = parse_header(blocks.header_bytes, str(path))
+            parser = BlockParser(layout, header_bytes)
+            tally: _Tally | None = None
+            file_key = ""
+            credits = WINDOW
+            for buf, first_line in blocks:
+                keep_bad = EXAMPLES if tally is not None and tally.tripped else None
+                parsed = parser.parse(buf, first_line, keep_bad=keep_bad)
+                rows = min(chunk_rows, 2 * rows)
+                blocks.block_bytes = _block_bytes(rows, len(buf) / max(parsed.n_lines, 1))
+                if tally is None:
+                    message = conn.recv()
+                    if message[0] != "start":
+                        return
+                    file_key, tally = message[1], _Tally(message[2])
+                tally.add(parsed)
+                body = None
+                if not tally.tripped and parsed.survey is not None:
+                    body = _body(parsed, seed, file_key)
+                shared = _write_shared(body) if body is not None else None
+                del body
+                if credits == 0:
+                    if conn.recv()[0] != "next":
+                        return
+                    credits = 1
+                credits -= 1
+                conn.send(
+                    _Prepared(
+                        parsed.n_lines,
+                        parsed.bad_count,
+                        parsed.bad_reasons,
+                        parsed.bad_rows,
+                        consumed,
+                        shared[1] if shared else 0,
+                    )
+                )
+                consumed = 0
+                if shared is not None:
+                    send_handle(conn, shared[0], os.getppid())
+                    os.close(shared[0])
+            conn.send(("done", consumed))
+    except (BrokenPipeError, EOFError, ConnectionResetError):
+        return  # the loader is gone or stopped us
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            conn.send(("error", _portable(exc)))
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling, else a ContrailError carrying its text and traceback."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        trace = "".join(traceback.format_exception(exc))
+        return ContrailError(f"preparing blocks failed: {exc!r}\n{trace}")
+
+
+class _Preparation:
+    """The loader's side of the worker: start it, feed it the fingerprint, receive blocks."""
+
+    def __init__(self, path: Path, layout: Layout, chunk_rows: int, seed: int) -> None:
+        context = multiprocessing.get_context("fork")  # no re-import: the worker starts at once
+        self._conn, child = context.Pipe(duplex=True)
+        self._process = context.Process(
+            target=_worker,
+            args=(child, path, layout, chunk_rows, seed),
+            name="contrail-load-prepare",
+            daemon=True,
+        )
+        self._process.start()
+        child.close()
+        self._finished = False
+
+    def start(self, sha256: str, limit: float) -> None:
+        self._conn.send(("start", sha256, limit))
+
+    def blocks(
+        self, progress: Callable[[int], None] | None
+    ) -> Iterator[tuple[_Prepared, pa.Table | None]]:
+        """Each block's outcome and its enriched rows (None when none landed)."""
+        while True:
+            try:
+                message = self._conn.recv()
+            except EOFError:
+                raise ContrailError(
+                    f"the worker process preparing blocks died (exit code "
+                    f"{self._process.exitcode}); nothing was loaded, retry"
+                ) from None
+            if isinstance(message, tuple):
+                kind, value = message
+                if kind == "error":
+                    raise value
+                if progress is not None and value:
+                    progress(value)
+                self._finished = True
+                return
+            body = None
+            if message.body_bytes:
+                body = _read_shared(recv_handle(self._conn), message.body_bytes)
+            if progress is not None and message.progress:
+                progress(message.progress)
+            yield message, body
+            del body
+            # A worker that has sent its last block may be gone already; if it died instead,
+            # the next receive says so.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._conn.send(("next",))
+
+    def close(self) -> None:
+        """Stop the worker (it may be mid-file when the load fails) and reap it."""
+        if not self._finished:
+            with contextlib.suppress(OSError):
+                self._conn.send(("stop",))
+        self._conn.close()
+        self._process.join(STOP_SECONDS)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+    def __enter__(self) -> _Preparation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- the load ---------------------------------------------------------------------------------
 
 
 def _rejection(source: str, bad: int, rows: int, share: float, reasons, examples) -> str:
@@ -407,32 +574,34 @@ def load_csv(
         raise ContrailError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
     path = Path(path)
     source = str(path)
-    print_ = fingerprint(path)
-    batch = _Batch(batch_id_for(print_.sha256), str(path.resolve()), print_.sha256, started_at)
-    rows_in_file = print_.rows_in_file
+    check_file(path)
+    with BlockReader(path) as head:
+        header, _ = parse_header(head.header_bytes, source)
+    chosen = choose_layout(header, layout, mapping, source)
 
-    def result(status: str, loaded: int, quarantined: int, reasons: dict[str, int]):
-        return LoadResult(
-            batch.batch_id,
-            batch.source_file,
-            batch.sha256,
-            chosen.name,
-            status,
-            rows_in_file,
-            loaded,
-            quarantined,
-            dict(sorted(reasons.items())),
-            time.perf_counter() - clock,
-            target,
-        )
+    with _Preparation(path, chosen, settings.chunk_rows, seed) as preparation:
+        # The worker loads its enrichment tables and parses the first block meanwhile.
+        print_ = fingerprint(path)
+        batch = _Batch(batch_id_for(print_.sha256), str(path.resolve()), print_.sha256, started_at)
+        rows_in_file = print_.rows_in_file
 
-    block_bytes = max(64 << 10, settings.chunk_rows * GUESS_LINE_BYTES)
-    with BlockReader(path, block_bytes=block_bytes, progress=progress) as blocks:
-        header, header_bytes = parse_header(blocks.header_bytes, source)
-        chosen = choose_layout(header, layout, mapping, source)
+        def result(status: str, loaded: int, quarantined: int, reasons: dict[str, int]):
+            return LoadResult(
+                batch.batch_id,
+                batch.source_file,
+                batch.sha256,
+                chosen.name,
+                status,
+                rows_in_file,
+                loaded,
+                quarantined,
+                dict(sorted(reasons.items())),
+                time.perf_counter() - clock,
+                target,
+            )
+
         if rows_in_file == 0:
             raise ContrailError(f"{source}: the file has a header but no data rows")
-        parser = BlockParser(chosen, header_bytes)
         limit = settings.max_bad_share * rows_in_file
 
         sink = _open_sink(target, settings)
@@ -447,14 +616,16 @@ def load_csv(
 
             loaded = 0
             tally = _Tally(limit)
-            work = _prepare(blocks, parser, tally, settings.chunk_rows, batch.sha256, seed)
-            for bad_rows, body in _in_background(work):
+            preparation.start(batch.sha256, limit)
+            for prepared, body in preparation.blocks(progress):
+                tally.add(prepared)
                 if tally.tripped:
                     continue  # the file will be rejected: land nothing more
-                if bad_rows:
-                    sink.insert_quarantine(batch, bad_rows)
+                if prepared.bad_rows:
+                    sink.insert_quarantine(batch, prepared.bad_rows)
                 if body is not None:
                     sink.insert_rows(batch, body)
+
                     loaded += body.num_rows
             bad, reasons, examples, lines_seen = (
                 tally.bad,

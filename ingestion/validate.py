@@ -112,6 +112,51 @@ class BlockParser:
         ``keep_bad`` caps how many BadRow records (with detail and raw text) are built; counts
         are always complete.
         """
+        table = self._read_plain(buf)
+        if table is not None:
+            fail = self._validate(table)
+            n = table.num_rows
+            if not (fail >= 0).any():
+                return ParsedBlock(first_line, n, self._canonical(table), None)
+            # Only values are wrong: locate the lines to quote them.
+            _, starts, stops, _ = self._lines(buf)
+            pre = np.full(n, -1, dtype=np.int16)
+            keep = np.ones(n, dtype=bool)
+            notes: dict[int, str] = {}
+        else:
+            arr, starts, stops, ends_cr = self._lines(buf)
+            n = len(starts)
+            pre, notes = self._line_checks(buf, arr, starts, stops, ends_cr)
+            table, keep = self._read(buf, arr, starts, stops, pre, notes)
+            fail = self._validate(table) if table is not None else np.empty(0, dtype=np.int32)
+        return self._combine(
+            buf, first_line, table, keep, fail, pre, notes, starts, stops, keep_bad
+        )
+
+    def _read_plain(self, buf: bytes) -> pa.Table | None:
+        """The block's rows when cheap byte tests show it needs no line-by-line scan: ASCII,
+        no quote, no blank line, no repeated header, CR only before LF, ending with a line end,
+        and every line parses. None otherwise; the full path then says what is wrong where.
+        Most blocks of a sound export take this path, which skips locating every line."""
+        if not buf.endswith(b"\n") or not buf.isascii() or b'"' in buf:
+            return None
+        if buf.startswith((b"\n", b"\r\n")) or b"\n\n" in buf or b"\n\r\n" in buf:
+            return None
+        crs = buf.count(b"\r")
+        if crs and crs != buf.count(b"\r\n"):
+            return None
+        if any(header and header in buf for header in self.header_variants):
+            return None
+        try:
+            table = self._parse_csv(buf, hex_possible=b"x" in buf or b"X" in buf)
+        except pa.ArrowInvalid:
+            return None
+        return table if table.num_rows == buf.count(b"\n") else None
+
+    @staticmethod
+    def _lines(buf: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """The block as bytes, each line's start and stop (line end and CR excluded), and
+        which lines ended with a CR (None when the block has no CR)."""
         arr = np.frombuffer(buf, dtype=np.uint8)
         ends = line_ends(arr)
         if len(buf) and buf[-1] != 10:
@@ -126,8 +171,12 @@ class BlockParser:
             stops = stops - ends_cr
         else:
             ends_cr = None
+        return arr, starts, stops, ends_cr
 
-        # Per line: index into REASON codes, -1 when the line may go to the CSV parser.
+    def _line_checks(self, buf, arr, starts, stops, ends_cr) -> tuple[np.ndarray, dict[int, str]]:
+        """Per line, a line-level reason code (-1 when the line may go to the CSV parser), and
+        notes for the details."""
+        n = len(starts)
         pre = np.full(n, -1, dtype=np.int16)
         notes: dict[int, str] = {}
         pre[stops == starts] = _BLANK
@@ -145,11 +194,13 @@ class BlockParser:
             for i in np.flatnonzero(odd & (pre < 0)):
                 pre[i] = _FIELDS
                 notes[int(i)] = 'an unbalanced quote (odd number of ")'
+        return pre, notes
 
-        table, keep = self._read(buf, arr, starts, stops, pre, notes)
-        fail = self._validate(table) if table is not None else np.empty(0, dtype=np.int32)
-
-        # Combine line-level and value-level results.
+    def _combine(
+        self, buf, first_line, table, keep, fail, pre, notes, starts, stops, keep_bad
+    ) -> ParsedBlock:
+        """Line-level and value-level results together: good rows, and bad rows described."""
+        n = len(starts)
         rows_of_kept = np.flatnonzero(keep)
         value_bad = rows_of_kept[fail >= 0]
         good = keep.copy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import multiprocessing
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import pytest
 
 from ingestion.config import Settings
 from ingestion.errors import ContrailError
-from ingestion.layouts import INVISTICO_HEADER, PASSENGER_SATISFACTION_HEADER
-from ingestion.load_csv import LoadResult, load_csv
+from ingestion.layouts import INVISTICO_HEADER, PASSENGER_SATISFACTION_HEADER, detect_layout
+from ingestion.load_csv import LoadResult, _portable, _Preparation, load_csv
 
 HEADER = ",".join(INVISTICO_HEADER)
 CLASSES = ("Eco", "Business", "Eco Plus")
@@ -416,3 +417,57 @@ def test_real_invistico_prefix(invistico_head: Path, settings: Settings) -> None
         "sum(case when satisfaction = 'satisfied' then 1 else 0 end) from raw.survey_responses",
     )
     assert (nulls, happy) == (blank_arrivals, satisfied) == (137, 16_984)
+
+
+def test_crlf_file_with_a_bad_value_quotes_the_line_without_cr(
+    tmp_path: Path, settings: Settings
+) -> None:
+    rows = good_lines(30)
+    values = good_row(99)
+    values[INVISTICO_HEADER.index("Age")] = "abc"
+    bad = line(values)
+    path = write(tmp_path / "crlf.csv", [HEADER, *rows[:10], bad, *rows[10:]], end=b"\r\n")
+    result = load_csv(path, settings)
+    assert (result.rows_loaded, result.rows_quarantined) == (30, 1)
+    assert query(settings, "select source_line, reason, raw_text from raw.quarantine") == [
+        (12, "not_an_integer", bad)
+    ]
+    landed = query(settings, "select source_line, age from raw.survey_responses order by 1")
+    expected_lines = [*range(2, 12), *range(13, 33)]
+    assert landed == [
+        (n, int(text.split(",")[3])) for n, text in zip(expected_lines, rows, strict=True)
+    ]
+
+
+def test_loads_leave_no_worker_process_behind(tmp_path: Path, settings: Settings) -> None:
+    good = write(tmp_path / "good.csv", [HEADER, *good_lines(40)])
+    load_csv(good, settings)
+    load_csv(good, settings)  # skipped as a duplicate while the worker is mid-file
+    bad = write(tmp_path / "bad.csv", [HEADER, *good_lines(10), *(["x"] * 5)])
+    with pytest.raises(ContrailError, match="rejected"):
+        load_csv(bad, settings)
+    damaged = tmp_path / "damaged.csv.gz"
+    damaged.write_bytes(gzip.compress(("\n".join([HEADER, *good_lines(200)])).encode())[:-30])
+    with pytest.raises(ContrailError, match="damaged or truncated"):
+        load_csv(damaged, settings)
+    assert multiprocessing.active_children() == []
+
+
+def test_worker_errors_reach_the_loader(tmp_path: Path) -> None:
+    layout = detect_layout(list(INVISTICO_HEADER))
+    with _Preparation(tmp_path / "vanished.csv", layout, 1000, 1) as preparation:
+        preparation.start("0" * 64, 1.0)
+        with pytest.raises(FileNotFoundError, match=r"vanished\.csv"):
+            list(preparation.blocks(None))
+    assert multiprocessing.active_children() == []
+
+
+def test_unpicklable_worker_error_keeps_its_text() -> None:
+    class Local(Exception):  # a local class cannot be pickled
+        pass
+
+    sent = _portable(Local("disk on fire"))
+    assert isinstance(sent, ContrailError)
+    assert "disk on fire" in str(sent) and "Local" in str(sent)
+    kept = ContrailError("x.csv line 3: bad")
+    assert _portable(kept) is kept
