@@ -242,6 +242,59 @@ def bench(
         out.print(figures.table())
 
 
+@app.command("serve-api")
+def serve_api_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0 picks a free one).")] = 8000,
+    buffer_interval: Annotated[
+        float,
+        typer.Option(
+            "--buffer-interval",
+            help="Seconds a survey may wait in the buffer before delivery (0 = deliver at once).",
+        ),
+    ] = 60.0,
+    buffer_size: Annotated[
+        float, typer.Option("--buffer-size", help="Deliver once the buffer holds this many MiB.")
+    ] = 5.0,
+    api_keys_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-keys-file",
+            help="File of accepted X-API-Key values, one a line (also CONTRAIL_API_KEYS_FILE).",
+        ),
+    ] = None,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option("--insecure-no-auth", help="Accept requests without an API key (local only)."),
+    ] = False,
+    max_body: Annotated[
+        float, typer.Option("--max-body", help="Largest request body accepted, in MiB.")
+    ] = 1.0,
+) -> None:
+    """Serve the survey ingestion API (POST /v1/surveys) until interrupted.
+
+    Accepted surveys are journaled before the 202, buffered like Kinesis Firehose, and
+    delivered as files under data/landing/firehose/ for `contrail load firehose`. Keys come
+    from CONTRAIL_API_KEYS (comma-separated) or a keys file; without any it refuses to start
+    unless --insecure-no-auth is given.
+    """
+    from ingestion.api.auth import read_api_keys
+    from ingestion.api_server import serve_api
+
+    settings = _settings()
+    keys = read_api_keys(settings.api_keys, api_keys_file or settings.api_keys_file)
+    serve_api(
+        settings,
+        host=host,
+        port=port,
+        buffer_interval_s=buffer_interval,
+        buffer_size_mib=buffer_size,
+        api_keys=keys,
+        insecure_no_auth=insecure_no_auth,
+        max_body_mib=max_body,
+    )
+
+
 def main() -> None:
     """Console-script entry point: one-line errors, no traceback, exit status 1."""
     try:

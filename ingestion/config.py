@@ -57,6 +57,9 @@ class Settings:
     max_bad_share: float = 0.05
     # Rows the loader reads, validates and lands at a time.
     chunk_rows: int = 250_000
+    # Ingestion API keys: comma-separated CONTRAIL_API_KEYS and/or a file of one key a line.
+    api_keys: str | None = None
+    api_keys_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +69,10 @@ class Settings:
             data_dir=data_dir,
             postgres=PostgresSettings.from_env(env),
             max_bad_share=float(env.get("CONTRAIL_MAX_BAD_SHARE", cls.max_bad_share)),
+            api_keys=env.get("CONTRAIL_API_KEYS"),
+            api_keys_file=Path(env["CONTRAIL_API_KEYS_FILE"])
+            if env.get("CONTRAIL_API_KEYS_FILE")
+            else None,
         )
 
     @property
