@@ -1,6 +1,7 @@
--- For every batch the loader accepted ('loaded'): rows_in_file = rows_loaded +
--- rows_quarantined, and those counts match the rows in raw.survey_responses and
--- raw.quarantine for that batch. A 'replaced' batch was accepted once, so its file still
+-- For every batch a loader accepted ('loaded'): rows_in_file = rows_loaded +
+-- rows_quarantined, and those counts match the rows in raw.quarantine and in the batch's
+-- landing table (raw.survey_responses for CSV files, raw.survey_events for delivery
+-- objects, where rows_in_file counts records). A 'replaced' batch was accepted once, so its file still
 -- adds up; its rows have since been superseded, so raw is not compared. 'rejected' files
 -- are refused whole and record no such balance.
 
@@ -10,11 +11,17 @@ audit as (
     select * from {{ source('raw', 'load_audit') }}
 ),
 
+landed_rows as (
+    select batch_id from {{ source('raw', 'survey_responses') }}
+    union all
+    select batch_id from {{ source('raw', 'survey_events') }}
+),
+
 landed as (
     select
         batch_id,
         count(*) as rows_landed
-    from {{ source('raw', 'survey_responses') }}
+    from landed_rows
     group by batch_id
 ),
 

@@ -1,11 +1,19 @@
--- Every distinct survey id landed in raw is exactly one row of fct_survey_responses, and
--- the fact holds no survey that raw does not. Fails with the counts when they differ.
+-- Every distinct survey id landed in raw, by either channel (batch exports in
+-- raw.survey_responses, streamed events in raw.survey_events), is exactly one row of
+-- fct_survey_responses, and the fact holds no survey that raw does not. Fails with the
+-- counts when they differ.
 
 with
 
+raw_ids as (
+    select survey_id from {{ source('raw', 'survey_responses') }}
+    union
+    select survey_id from {{ source('raw', 'survey_events') }}
+),
+
 raw_surveys as (
-    select count(distinct survey_id) as surveys
-    from {{ source('raw', 'survey_responses') }}
+    select count(*) as surveys
+    from raw_ids
     where survey_id is not null
 ),
 

@@ -1,14 +1,25 @@
 {{ config(materialized='table') }}
 
 {#
-    One row per survey_id: the row loaded last wins. A table, because the window below is the
-    most expensive step of the build and three marts read its result.
+    One row per survey_id across both channels (batch exports and the stream): the copy loaded
+    last wins, whichever channel it came through. A table, because the window below is the most
+    expensive step of the build and three marts read its result.
 #}
 
 with
 
-responses as (
+batch_responses as (
     select * from {{ ref('stg_raw__survey_responses') }}
+),
+
+stream_responses as (
+    select * from {{ ref('stg_raw__survey_events') }}
+),
+
+responses as (
+    select * from batch_responses
+    union all
+    select * from stream_responses
 ),
 
 ranked as (
