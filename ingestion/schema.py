@@ -158,10 +158,29 @@ class RawTable:
 
 
 SURVEY_RESPONSES = RawTable("survey_responses", SURVEY_RESPONSES_COLUMNS)
+# One row per micro-batch cycle of `contrail stream run`, written after its publish.
+STREAM_CYCLES_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("cycle_id", "varchar"),
+    ("started_at", "timestamp"),
+    ("published_at", "timestamp"),  # when the cycle's snapshot became visible to readers
+    ("objects_loaded", "bigint"),
+    ("events_loaded", "bigint"),
+    ("events_quarantined", "bigint"),
+    # seconds from an event's submitted_at to published_at, over the events loaded this cycle
+    ("freshness_p50_s", "double precision"),
+    ("freshness_p95_s", "double precision"),
+    ("freshness_max_s", "double precision"),
+    ("load_s", "double precision"),
+    ("build_s", "double precision"),
+    ("publish_s", "double precision"),
+    ("cycle_s", "double precision"),
+)
+
 SURVEY_EVENTS = RawTable("survey_events", SURVEY_EVENTS_COLUMNS)
+STREAM_CYCLES = RawTable("stream_cycles", STREAM_CYCLES_COLUMNS)
 LOAD_AUDIT = RawTable("load_audit", LOAD_AUDIT_COLUMNS)
 QUARANTINE = RawTable("quarantine", QUARANTINE_COLUMNS)
-RAW_TABLES = (SURVEY_RESPONSES, SURVEY_EVENTS, LOAD_AUDIT, QUARANTINE)
+RAW_TABLES = (SURVEY_RESPONSES, SURVEY_EVENTS, LOAD_AUDIT, QUARANTINE, STREAM_CYCLES)
 
 
 def raw_ddl() -> list[str]:
