@@ -33,6 +33,11 @@ load_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(load_app, name="load")
+stream_app = typer.Typer(
+    help="The stream path: replay surveys as live events, and land them in micro-batches.",
+    no_args_is_help=True,
+)
+app.add_typer(stream_app, name="stream")
 
 out = Console()
 err = Console(stderr=True)
@@ -152,6 +157,121 @@ def _print_load(result: object) -> None:
     out.print(
         f"{result.rows_in_file:,} = {result.rows_loaded:,} + {result.rows_quarantined:,} "
         f"({'balanced' if balanced else 'NOT BALANCED'}); status: {status}"
+    )
+
+
+@load_app.command("firehose")
+def load_firehose_command(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="Delivery directory to read (default: data/landing/firehose)."),
+    ] = None,
+    target: TargetOption = "duckdb",
+    seed: SeedOption = DEFAULT_SEED,
+) -> None:
+    """Land new Firehose-format delivery objects in raw.survey_events.
+
+    Each object is loaded once, in its own transaction, with an audit row; malformed records go
+    to raw.quarantine with the object key and byte offset. Rerunning loads only what is new.
+    """
+    from ingestion.firehose import LocalDirectory
+    from ingestion.load_firehose import load_firehose
+
+    settings = _settings()
+    destination = None
+    if directory is not None:
+        if not directory.is_dir():
+            raise ContrailError(f"{directory}: no such directory")
+        destination = LocalDirectory(directory)
+    reporter = RichReporter()
+    with reporter.step("Loading delivery objects", None, unit="bytes") as advance:
+        result = load_firehose(
+            settings, destination=destination, target=target, seed=seed, progress=advance
+        )
+    table = Table(title="Delivery objects")
+    table.add_column("Measure")
+    table.add_column("Count", justify="right")
+    table.add_row("objects loaded", f"{len(result.objects):,}")
+    table.add_row("objects already loaded", f"{result.skipped:,}")
+    table.add_row("records received", f"{result.records:,}")
+    table.add_row("loaded", f"{result.loaded:,}")
+    table.add_row("quarantined", f"{result.quarantined:,}")
+    for reason, count in result.quarantined_by_reason.items():
+        table.add_row(f"  {reason}", f"{count:,}")
+    out.print(table)
+    out.print(
+        f"{result.records:,} = {result.loaded:,} + {result.quarantined:,} "
+        f"({'balanced' if result.balanced else 'NOT BALANCED'}) in {result.seconds:.1f}s"
+    )
+
+
+@stream_app.command("replay")
+def replay_command(
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Replay the rows of this export.")
+    ] = None,
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="Replay generated surveys instead of a CSV.")
+    ] = False,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", help="Surveys per second (default: as fast as possible)."),
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+    rows: Annotated[
+        int | None,
+        typer.Option("--rows", help="Synthetic surveys to send (default: rate × duration)."),
+    ] = None,
+    to: Annotated[
+        str, typer.Option("--to", help="api (POST to the ingestion API) or firehose-dir.")
+    ] = "api",
+    api_url: Annotated[
+        str, typer.Option("--api-url", help="Base URL of the ingestion API.")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="X-API-Key to send (default: first of CONTRAIL_API_KEYS)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Surveys per POST or buffer write (1-500).")
+    ] = 100,
+    seed: SeedOption = DEFAULT_SEED,
+) -> None:
+    """Turn survey rows into live events: batched POSTs to the API, or straight into the
+    delivery directory. Reports sent, accepted and rejected counts."""
+    from ingestion.replay import csv_surveys, replay, synthetic_surveys
+
+    settings = _settings()
+    if (csv is None) == (not synthetic):
+        raise ContrailError("give exactly one source: --csv FILE or --synthetic")
+    expected: int | None
+    if synthetic:
+        if rows is None and (rate is None or duration is None):
+            raise ContrailError("--synthetic needs --rows, or both --rate and --duration")
+        expected = rows if rows is not None else int(rate * duration)  # type: ignore[operator]
+        surveys = synthetic_surveys(expected, seed)
+    else:
+        expected = None
+        surveys = csv_surveys(csv, settings)  # type: ignore[arg-type]
+    if api_key is None and settings.api_keys:
+        api_key = settings.api_keys.split(",")[0].strip() or None
+    result = replay(
+        settings,
+        surveys,
+        to=to,  # type: ignore[arg-type]
+        rate=rate,
+        duration=duration,
+        batch_size=batch_size,
+        api_url=api_url,
+        api_key=api_key,
+        expected=expected,
+        reporter=RichReporter(),
+    )
+    out.print(
+        f"sent {result.sent:,} · accepted {result.accepted:,} · rejected {result.rejected:,} "
+        f"in {result.seconds:.1f}s ({result.rate:,.0f}/s)"
     )
 
 

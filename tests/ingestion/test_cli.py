@@ -22,7 +22,19 @@ def _run(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["generate"], ["load"], ["load", "csv"], ["build"], ["run"], ["bench"], ["serve-api"]],
+    [
+        [],
+        ["generate"],
+        ["load"],
+        ["load", "csv"],
+        ["load", "firehose"],
+        ["build"],
+        ["run"],
+        ["bench"],
+        ["serve-api"],
+        ["stream"],
+        ["stream", "replay"],
+    ],
 )
 def test_every_command_explains_itself(command: list[str], tmp_path: Path) -> None:
     result = _run([*command, "--help"], tmp_path)
