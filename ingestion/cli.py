@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -351,11 +351,22 @@ def bench(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the figures as JSON on stdout.")
     ] = False,
+    stream: Annotated[
+        bool,
+        typer.Option("--stream", help="Benchmark the stream path (API, delivery loader) instead."),
+    ] = False,
 ) -> None:
-    """Measure generate, enrich (against naive per-row Faker), load, dbt build and the pipeline."""
-    from ingestion.bench import run_benchmarks
+    """Measure generate, enrich (against naive per-row Faker), load, dbt build and the pipeline;
+    with --stream, the ingestion API and the delivery-object loader."""
+    figures: Any
+    if stream:
+        from ingestion.bench_stream import run_stream_benchmarks
 
-    figures = run_benchmarks(_settings(), rows=rows, reporter=RichReporter())
+        figures = run_stream_benchmarks(_settings())
+    else:
+        from ingestion.bench import run_benchmarks
+
+        figures = run_benchmarks(_settings(), rows=rows, reporter=RichReporter())
     if as_json:
         print(json.dumps(figures.as_dict(), indent=2))
     else:

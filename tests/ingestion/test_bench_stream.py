@@ -1,0 +1,44 @@
+"""Stream benchmarks: the load generator and the API measurement, on loopback only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingestion.bench_stream import measure_api, running_api
+from ingestion.firehose import LocalDirectory
+from ingestion.loadgen import post_all, request_bytes
+
+
+def test_load_generator_refuses_anything_but_loopback() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        post_all("http://10.0.0.1:8000", [], concurrency=1, seconds=1)
+
+
+def test_every_prepared_request_reaches_the_api_and_is_delivered(tmp_path: Path) -> None:
+    body = (
+        b'{"satisfaction":"satisfied","gender":"Male","customer_type":"Loyal Customer",'
+        b'"age":30,"type_of_travel":"Business travel","travel_class":"Eco",'
+        b'"flight_distance":500,"departure_delay_minutes":0}'
+    )
+    with running_api(tmp_path / "data", buffer_interval_s=0) as url:
+        result = post_all(
+            url, [request_bytes(url, "/v1/surveys", body)] * 40, concurrency=4, seconds=30
+        )
+    assert result.requests == 40
+    assert result.statuses == {202: 40}
+    objects = LocalDirectory(tmp_path / "data" / "landing" / "firehose")
+    delivered = sum(objects.get_object(k).count(b'"event_id"') for k in objects.list_keys())
+    assert delivered == 40
+
+
+def test_measure_api_reports_both_rates_and_baselines(tmp_path: Path) -> None:
+    figures = measure_api(tmp_path / "data", seconds=2, concurrency=4, singles=200, batches=4)
+    assert set(figures) == {
+        "api_single_rps",
+        "api_single_baseline_per_s",
+        "api_batch_surveys_per_s",
+        "api_batch_baseline_per_s",
+    }
+    assert all(value > 0 for value in figures.values())
