@@ -16,7 +16,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 export CONTRAIL_PG_PORT ?= 54329
 
-.PHONY: help install run pipeline test lint format bench bench-stream postgres-start postgres-stop clean
+.PHONY: help install run pipeline test lint format bench bench-stream stream-demo postgres-start postgres-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ test: install lint postgres-start ## Lint, then every test (DuckDB, PostgreSQL, 
 
 bench: install ## Benchmarks: generate, enrich vs naive baseline, load, dbt build, pipeline
 	$(CONTRAIL) bench
+
+stream-demo: install ## Start the API and the micro-batch runner, replay surveys into them, stop cleanly
+	$(CONTRAIL) stream demo
 
 bench-stream: install ## Stream benchmarks: API posts, delivery-object loader
 	$(CONTRAIL) bench --stream

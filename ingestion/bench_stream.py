@@ -5,12 +5,7 @@ a micro-batch cycle, a full `dbt build` on the same history."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,49 +15,7 @@ from ingestion.config import Settings
 from ingestion.errors import ContrailError
 from ingestion.loadgen import post_all, request_bytes
 from ingestion.replay import synthetic_surveys
-
-API_START_SECONDS = 60.0
-
-
-@contextmanager
-def running_api(data_dir: Path, *, buffer_interval_s: float = 1.0) -> Iterator[str]:
-    """Run `contrail serve-api` on a free loopback port; yields its base URL, stops it after."""
-    env = {**os.environ, "CONTRAIL_DATA_DIR": str(data_dir)}
-    command = [
-        sys.executable,
-        "-m",
-        "ingestion.cli",
-        "serve-api",
-        "--port",
-        "0",
-        "--insecure-no-auth",
-        "--buffer-interval",
-        str(buffer_interval_s),
-    ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        url = None
-        deadline = time.monotonic() + API_START_SECONDS
-        assert process.stdout is not None
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            if "listening on " in line:
-                url = line.split("listening on ", 1)[1].strip()
-                break
-        if url is None:
-            raise ContrailError(f"the ingestion API did not start (exit code {process.poll()})")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+from ingestion.services import running_api
 
 
 def _bodies(count: int, seed: int, batch: int) -> list[bytes]:

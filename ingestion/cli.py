@@ -275,6 +275,78 @@ def replay_command(
     )
 
 
+@stream_app.command("run")
+def stream_run_command(
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between micro-batch cycles.")
+    ] = 5.0,
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Flush every buffer, run one cycle and exit."),
+    ] = False,
+    max_cycles: Annotated[
+        int | None, typer.Option("--max-cycles", help="Stop after this many cycles.")
+    ] = None,
+    target: TargetOption = "duckdb",
+    seed: SeedOption = DEFAULT_SEED,
+) -> None:
+    """Run micro-batches until interrupted: deliver orphaned buffers, load new delivery
+    objects, build the stream selection with dbt kept warm in-process, publish the snapshot,
+    and record freshness per cycle in mart_pipeline_health. Ctrl-C stops after the current step.
+    """
+    from ingestion.stream import CycleResult, run_stream
+
+    def report(cycle: CycleResult) -> None:
+        fresh = cycle.freshness
+        freshness = (
+            f" · freshness p50 {fresh.p50_s:.1f}s p95 {fresh.p95_s:.1f}s"
+            if fresh.p50_s is not None and fresh.p95_s is not None
+            else ""
+        )
+        out.print(
+            f"{cycle.cycle_id}: {cycle.objects_loaded} objects, {cycle.records_loaded:,} "
+            f"events loaded, {cycle.records_quarantined:,} quarantined · build {cycle.build} "
+            f"{cycle.build_s:.1f}s · cycle {cycle.cycle_s:.1f}s{freshness}",
+            soft_wrap=True,
+        )
+
+    run_stream(
+        _settings(),
+        interval_s=interval,
+        once=once,
+        max_cycles=max_cycles,
+        target=target,
+        seed=seed,
+        on_cycle=report,
+    )
+
+
+@stream_app.command("demo")
+def stream_demo_command(
+    rate: Annotated[float, typer.Option("--rate", help="Surveys per second to post.")] = 200.0,
+    duration: Annotated[float, typer.Option("--duration", help="Seconds of replay.")] = 30.0,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between micro-batch cycles.")
+    ] = 5.0,
+) -> None:
+    """Start the ingestion API (no auth, loopback only) and the micro-batch runner, replay
+    synthetic surveys into the API, wait until they are visible in the snapshot, then stop
+    both cleanly and print the headline numbers."""
+    from ingestion.demo import stream_demo
+    from ingestion.summary import read_headline
+
+    settings = _settings()
+    result = stream_demo(
+        settings, rate=rate, duration=duration, interval_s=interval, reporter=RichReporter()
+    )
+    out.print(
+        f"posted {result.replay.sent:,} · accepted {result.replay.accepted:,} · "
+        f"visible in the snapshot {result.visible:,}"
+    )
+    if result.visible:
+        _print_headline(read_headline(settings), {})
+
+
 @app.command()
 def build(target: TargetOption = "duckdb") -> None:
     """Run `dbt build` (models, seeds, data and unit tests); on DuckDB, publish the snapshot.

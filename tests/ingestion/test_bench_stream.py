@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.bench_stream import measure_api, running_api
+from ingestion.bench_stream import measure_api
 from ingestion.firehose import LocalDirectory
 from ingestion.loadgen import post_all, request_bytes
+from ingestion.services import running_api
 
 
 def test_load_generator_refuses_anything_but_loopback() -> None:
