@@ -1,10 +1,20 @@
 """Land Firehose-format delivery objects in ``raw.survey_events``, incrementally.
 
 ``load_firehose`` lists the objects of a ``Destination`` (``ingestion.firehose``), skips the
-keys ``raw.load_audit`` already records (``source_kind = 'firehose'``), and loads each new object
-in its own transaction: its records, its quarantine rows and its audit row commit together, so an
-interrupted run loses nothing and a rerun loads the rest, never an object twice. An object whose
-bytes equal an object already loaded under another key (a redelivery) is audited with no rows.
+keys ``raw.load_audit`` already records (``source_kind = 'firehose'``), and lands the new ones
+in key order. Each object's records, quarantine rows and audit row (one per object) are written
+in the same transaction; consecutive objects share a transaction until they hold
+``GROUP_RECORDS`` records, and a group commits all or nothing. A crash therefore loses at most
+the open group, never part of an object, and a rerun loads the rest, never an object twice.
+An object whose bytes equal an object already loaded under another key (a redelivery) is
+audited with no rows. When reading or preparing an object fails, the objects before it are
+committed and the error is raised.
+
+Throughput (200,000 records in 5 MiB objects, 2 cores): a background thread reads and prepares
+(steps 1-4 below) the next objects while this thread inserts; both sides spend their time in
+code that releases the GIL. A group of at least one DuckDB row group (122,880 rows) is written
+straight to the database file at insert time instead of through the write-ahead log, which
+halves the insert and commit cost per record.
 
 Reading an object:
 
@@ -12,10 +22,12 @@ Reading an object:
    the whole object (one row, reason ``corrupt_gzip``). Byte offsets are offsets in the
    decompressed stream.
 2. Framing: records are JSON objects, concatenated with no delimiter (Firehose's default) or one
-   per line; both read the same way. The object is cut at line breaks and between ``}{``
-   (numpy), and all its records are typed in one ``pyarrow.json`` read. An object that read
-   refuses (invalid UTF-8, a truncated record, a ``}{`` inside a value, an ill-typed field) is
-   split record by record with ``json.JSONDecoder.raw_decode``; after a bad record reading
+   per line; both read the same way. All the object's records are typed in one
+   ``pyarrow.json`` read, and located without a parser: they start at each ``{"event_id"``
+   (numpy), or, for records whose keys come in another order, they are cut at line breaks and
+   between ``}{``. The read's row count verifies the cut (see ``_read_fast``). An object that
+   read refuses (invalid UTF-8, a truncated record, a ``}{`` inside a value, an ill-typed field)
+   is split record by record with ``json.JSONDecoder.raw_decode``; after a bad record reading
    resumes at the next line or the next ``{"event_id"``.
 3. Validation: the typed records are checked column by column against the rules of
    ``ingestion.events.EventEnvelope`` (read from its JSON schema). The few records that fail,
@@ -37,9 +49,12 @@ import hashlib
 import io
 import json
 import re
+import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -81,6 +96,12 @@ RESYNC = '{"event_id"'
 # Longest raw_text kept for a quarantined record (a truncated record can run to the object's end).
 MAX_RAW_TEXT = 64 * 1024
 DUCKDB_MEMORY_LIMIT = "512MB"
+# Records per transaction: a group of objects commits once it holds this many. At least one
+# DuckDB row group (122,880 rows), so that the group's rows bypass the write-ahead log.
+GROUP_RECORDS = 131_072
+# Objects read and prepared ahead of the one being inserted, and threads preparing them.
+AHEAD = 2
+PREPARE_THREADS = 2
 
 ARROW_SQL_TYPES: dict[str, pa.DataType] = {
     "varchar": pa.string(),
@@ -92,6 +113,8 @@ ARROW_SQL_TYPES: dict[str, pa.DataType] = {
 _NAIVE_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 _BLANKS = re.compile(r"[ \t\r\n]*")
+# Two records that cut_records would leave in one piece.
+_JOINED = re.compile(rb"\}[ \t\r]+\{")
 
 
 class _Objects(Protocol):
@@ -272,12 +295,23 @@ class _Span:
     error: tuple[str, str] | None = None  # (reason, detail)
 
 
+def record_starts(data: bytes) -> np.ndarray:
+    """Offsets of every ``{"event_id"`` in ``data`` (vectorised): where our records start."""
+    a = np.frombuffer(data, np.uint8)
+    pattern = np.frombuffer(RESYNC.encode(), np.uint8)
+    found = np.flatnonzero(a[: max(a.size - pattern.size + 1, 0)] == pattern[0])
+    for i in range(1, pattern.size):
+        found = found[a[found + i] == pattern[i]]
+    return found.astype(np.int64)
+
+
 def cut_records(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Start and end offsets of the candidate records: cut at line breaks and between ``}{``.
 
-    Vectorised. A cut inside a string (a ``}{`` within a value) leaves two halves that are not
-    JSON, so the typed read refuses them and the object is split record by record
-    (``split_records``): a cut never joins or splits records unnoticed.
+    Vectorised; for records that do not start with ``{"event_id"``. A cut inside a record (a
+    ``}{`` within a value, a line break in pretty-printed JSON) makes more pieces than the
+    typed read has rows, or a piece that is not ``{...}``, and ``_read_fast`` then leaves the
+    object to ``split_records``: a cut never joins or splits records unnoticed.
     """
     a = np.frombuffer(data, np.uint8)
     n = a.size
@@ -348,34 +382,40 @@ def split_records(data: bytes, key: str) -> list[_Span]:
 # --- typing and checking ----------------------------------------------------------------------
 
 
-def _read_typed(lines: bytes) -> pa.Table | None:
-    """One pyarrow.json read of newline-separated records, or None when any is ill-typed."""
+def _read_typed(data: bytes) -> pa.Table | None:
+    """One pyarrow.json read of the records, or None when any is ill-typed or not JSON.
+
+    The records may be concatenated or one per line: Arrow's parser takes one document after
+    another within a block, and the block is the whole input, so no record straddles two.
+    """
     try:
         return pajson.read_json(
-            io.BytesIO(lines),
-            read_options=pajson.ReadOptions(block_size=max(1 << 20, len(lines) + 1)),
+            io.BytesIO(data),
+            read_options=pajson.ReadOptions(
+                block_size=max(1 << 20, len(data) + 1), use_threads=False
+            ),
             parse_options=_PARSE_OPTIONS,
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
 
 
-def _column(table: pa.Table, rule: _Rule) -> pa.ChunkedArray:
+def _column(table: pa.Table, rule: _Rule) -> pa.Array:
     column = table.column(rule.path[0])
     if len(rule.path) == 2:
         column = pc.struct_field(column, rule.path[1])
-    return column
+    return column.combine_chunks()
 
 
 def _mask(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _parse_times(values: pa.ChunkedArray, kind: str) -> tuple[pa.Array, np.ndarray]:
+def _parse_times(values: pa.Array, kind: str) -> tuple[pa.Array, np.ndarray]:
     """Strings already matched by the regex, as timestamps or dates; (array, failed mask)."""
     target = pa.timestamp("us") if kind == "date-time" else pa.date32()
     try:
-        return pc.cast(values, target).combine_chunks(), np.zeros(len(values), bool)
+        return pc.cast(values, target), np.zeros(len(values), bool)
     except pa.ArrowInvalid:  # e.g. 2026-02-30: parse one by one
         parse = datetime.fromisoformat if kind == "date-time" else date.fromisoformat
         out: list[Any] = []
@@ -388,50 +428,82 @@ def _parse_times(values: pa.ChunkedArray, kind: str) -> tuple[pa.Array, np.ndarr
         return pa.array([None if v is False else v for v in out], target), failed
 
 
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _check_integers(
+    values: pa.Array, rule: _Rule, present: np.ndarray
+) -> tuple[pa.Array, np.ndarray]:
+    """An integer column as int32, and the mask of values within the rule (numpy)."""
+    numbers = values.fill_null(0).to_numpy() if values.null_count else values.to_numpy()
+    in_range = (numbers >= _INT32_MIN) & (numbers <= _INT32_MAX)
+    passed = in_range.copy()
+    if rule.minimum is not None:
+        passed &= numbers >= rule.minimum
+    if rule.maximum is not None:
+        passed &= numbers <= rule.maximum
+    if rule.values is not None:
+        passed &= np.isin(numbers, rule.values)
+    narrow = np.where(in_range, numbers, 0).astype(np.int32)
+    mask = None if values.null_count == 0 else ~present
+    return pa.array(narrow, pa.int32(), mask=mask), passed
+
+
+def _check_strings(values: pa.Array, rule: _Rule) -> tuple[pa.Array, np.ndarray]:
+    """A string, date or date-time column in its warehouse type, and the mask of values within
+    the rule (nulls pass here; whether a field is required is checked apart)."""
+    checks: list[pa.Array] = []
+    if rule.values is not None:
+        checks.append(pc.is_in(values, value_set=pa.array(rule.values, values.type)))
+    if rule.min_length is not None or rule.max_length is not None:
+        lengths = pc.utf8_length(values)
+        if rule.min_length is not None:
+            checks.append(pc.greater_equal(lengths, rule.min_length))
+        if rule.max_length is not None:
+            checks.append(pc.less_equal(lengths, rule.max_length))
+    if rule.pattern is not None:
+        checks.append(pc.match_substring_regex(values, rule.pattern))
+    if rule.kind in ("date", "date-time"):
+        shape = _NAIVE_TIMESTAMP if rule.kind == "date-time" else _DATE
+        matched = pc.match_substring_regex(values, shape)
+        checks.append(matched)
+        values = pc.if_else(matched, values, pa.scalar(None, pa.string()))
+    passed = np.ones(len(values), bool)
+    for check in checks:
+        passed &= _mask(check)
+    if rule.kind in ("date", "date-time"):
+        values, failed = _parse_times(values, rule.kind)
+        passed &= ~failed
+    return values, passed
+
+
 def check_typed(table: pa.Table) -> tuple[dict[str, pa.Array], np.ndarray]:
     """Each rule's column converted to its warehouse type, and the mask of records that pass.
 
     Only as strict as, or stricter than, ``EventEnvelope``: a record failing here is judged
-    again by the model itself.
+    again by the model itself. Integer rules are checked in numpy; a field no record carries
+    (most enrichment fields, as the API sends them) costs nothing.
     """
-    ok = np.ones(table.num_rows, bool)
+    n = table.num_rows
+    ok = np.ones(n, bool)
     columns: dict[str, pa.Array] = {}
     for rule in RULES:
+        name = rule.path[-1]
         values = _column(table, rule)
-        valid = pc.is_valid(values)
+        if values.null_count == n:
+            if rule.required:
+                ok[:] = False
+            columns[name] = pa.nulls(n, ARROW_SQL_TYPES[rule.sql_type])
+            continue
+        present = np.ones(n, bool) if values.null_count == 0 else _mask(values.is_valid())
         if rule.required:
-            ok &= _mask(valid)
-        checks: list[pa.ChunkedArray] = []
-        if rule.values is not None:
-            checks.append(pc.is_in(values, value_set=pa.array(rule.values, values.type)))
-        if rule.minimum is not None:
-            checks.append(pc.greater_equal(values, rule.minimum))
-        if rule.maximum is not None:
-            checks.append(pc.less_equal(values, rule.maximum))
-        if rule.min_length is not None:
-            checks.append(pc.greater_equal(pc.utf8_length(values), rule.min_length))
-        if rule.max_length is not None:
-            checks.append(pc.less_equal(pc.utf8_length(values), rule.max_length))
-        if rule.pattern is not None:
-            checks.append(pc.match_substring_regex(values, rule.pattern))
-        if rule.kind in ("date", "date-time"):
-            shape = _NAIVE_TIMESTAMP if rule.kind == "date-time" else _DATE
-            matched = pc.match_substring_regex(values, shape)
-            checks.append(matched)
-            values = pc.if_else(matched, values, pa.scalar(None, pa.string()))
-        for check in checks:
-            ok &= _mask(pc.or_kleene(pc.invert(valid), check))
-        if rule.kind in ("date", "date-time"):
-            converted, failed = _parse_times(values, rule.kind)
-            ok &= ~failed
-        elif rule.kind == "integer":
-            in_range = pc.and_(pc.greater_equal(values, -(2**31)), pc.less_equal(values, 2**31 - 1))
-            ok &= _mask(pc.or_kleene(pc.invert(valid), in_range))
-            safe = pc.if_else(in_range, values, pa.scalar(None, pa.int64()))
-            converted = pc.cast(safe, pa.int32()).combine_chunks()
+            ok &= present
+        if rule.kind == "integer":
+            converted, passed = _check_integers(values, rule, present)
         else:
-            converted = values.combine_chunks()
-        columns[rule.path[-1]] = converted
+            converted, passed = _check_strings(values, rule)
+        ok &= passed | ~present
+        columns[name] = converted
     return columns, ok
 
 
@@ -485,8 +557,39 @@ def _normalised(envelope: EventEnvelope) -> bytes:
     return json.dumps({k: plain(v) for k, v in data.items()}).encode()
 
 
-def _lines(spans: list[_Span]) -> bytes:
-    return b"\n".join(span.text for span in spans)
+def _read_fast(data: bytes) -> tuple[np.ndarray, pa.Table] | None:
+    """The records' start offsets and their typed values, or None when the object needs the
+    record-by-record path.
+
+    One typed read of the whole object; the records are then located without a parser. When
+    every record starts with ``{"event_id"`` (as the API and the replay write them), the
+    starts are the positions of that text: it cannot occur inside a JSON string (a quote in a
+    string is escaped), and a nested object with an ``event_id`` key fails the typed read, so
+    the read's row count equals their number exactly when each record starts at one. Records
+    with their keys in another order are cut at line breaks and between ``}{``
+    (``cut_records``), accepted when the pieces are as many as the rows and each is a
+    ``{...}``, and no ``}`` and ``{`` are apart by spaces alone (two records in one piece).
+    The read does not check UTF-8, so the typed strings are validated.
+    """
+    typed = _read_typed(data)
+    if typed is None or typed.num_rows == 0:
+        return None
+    starts = record_starts(data)
+    if starts.size != typed.num_rows:
+        starts, ends = cut_records(data)
+        a = np.frombuffer(data, np.uint8)
+        if (
+            starts.size != typed.num_rows
+            or not (a[starts] == 0x7B).all()
+            or not (a[ends - 1] == 0x7D).all()
+            or _JOINED.search(data) is not None
+        ):
+            return None
+    try:
+        typed.validate(full=True)  # invalid UTF-8 in a string value
+    except pa.ArrowInvalid:
+        return None
+    return starts, typed
 
 
 def parse_object(key: str, body: bytes) -> ParsedObject:
@@ -502,48 +605,51 @@ def parse_object(key: str, body: bytes) -> ParsedObject:
         return ParsedObject(1, _empty_events(), [bad], "unreadable", "gzip")
 
     framing = "ndjson" if b"}\n" in data[:65536] else "concatenated"
-    spans: list[_Span] | None = None
-    typed: pa.Table | None = None
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
-        starts, ends = cut_records(data)
-        typed = _read_typed(data.replace(b"}{", b"}\n{")) if starts.size else None
-        if typed is not None and typed.num_rows == starts.size:
-            spans = [_Span(s, e, b"") for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
-            pending = list(range(len(spans)))
-        typed = typed if spans is not None else None
-    if spans is None:
-        spans = split_records(data, key)
-        pending = [i for i, span in enumerate(spans) if span.error is None]
-        if pending:
-            typed = _read_typed(_lines([spans[i] for i in pending]))
-            if typed is not None and typed.num_rows != len(pending):
-                typed = None
+    fast = _read_fast(data)
+    bad: list[BadRecord] = []
+    if fast is not None:
+        starts, typed = fast
+        pending = np.arange(starts.size)
+        stops = np.append(starts[1:], len(data))
 
-    bad = [_bad(span, i + 1, *span.error) for i, span in enumerate(spans) if span.error]
-    ordinals = np.arange(1, len(spans) + 1)
+        def text(i: int) -> bytes:  # only for the few records the fast checks refuse
+            return data[starts[i] : stops[i]].rstrip(b" \t\r\n")
+
+    else:
+        spans = split_records(data, key)
+        starts = np.array([span.start for span in spans], np.int64)
+        for i, span in enumerate(spans):
+            if span.error is not None:
+                bad.append(_bad(i + 1, span.start, span.text, *span.error))
+        pending = np.array([i for i, span in enumerate(spans) if span.error is None], np.int64)
+        typed = _read_typed(b"\n".join(spans[i].text for i in pending)) if pending.size else None
+        if typed is not None and typed.num_rows != pending.size:
+            typed = None
+
+        def text(i: int) -> bytes:
+            return spans[i].text
+
     good_parts: list[tuple[np.ndarray, dict[str, pa.Array]]] = []
-    retry: list[int] = pending
+    retry = pending
     if typed is not None:
         columns, ok = check_typed(typed)
-        index = np.array(pending, np.int64)
-        good_parts.append((index[ok], {k: v.filter(pa.array(ok)) for k, v in columns.items()}))
-        retry = index[~ok].tolist()
+        if ok.all():
+            good_parts.append((pending, columns))
+        else:
+            keep = pa.array(ok)
+            good_parts.append((pending[ok], {k: v.filter(keep) for k, v in columns.items()}))
+        retry = pending[~ok]
 
     # The model judges what the fast path refused; accepted records are normalised and typed.
     renewed: list[tuple[int, bytes]] = []
-    for i in retry:
-        if not spans[i].text:
-            spans[i] = _Span(spans[i].start, spans[i].end, data[spans[i].start : spans[i].end])
-        verdict = _judge(spans[i].text, key, i + 1, spans[i].start)
+    for i in retry.tolist():
+        record = text(i)
+        verdict = _judge(record, key, i + 1, int(starts[i]))
         if isinstance(verdict, EventEnvelope):
             renewed.append((i, _normalised(verdict)))
         else:
-            bad.append(_bad(spans[i], i + 1, *verdict))
-    typed = _read_typed(b"\n".join(text for _, text in renewed)) if renewed else None
+            bad.append(_bad(i + 1, int(starts[i]), record, *verdict))
+    typed = _read_typed(b"\n".join(record for _, record in renewed)) if renewed else None
     if typed is not None and typed.num_rows == len(renewed):
         columns, ok = check_typed(typed)
     else:
@@ -553,21 +659,21 @@ def parse_object(key: str, body: bytes) -> ParsedObject:
         good_parts.append((index[ok], {k: v.filter(pa.array(ok)) for k, v in columns.items()}))
     for i in index[~ok].tolist():  # e.g. a delay beyond the warehouse's 32-bit integer column
         detail = (
-            f"{key} byte {spans[i].start}: record {i + 1}: a value does not fit its "
+            f"{key} byte {starts[i]}: record {i + 1}: a value does not fit its "
             "warehouse column (integers are 32-bit); fix the survey fields"
         )
-        bad.append(_bad(spans[i], i + 1, "schema_violation", detail))
+        bad.append(_bad(i + 1, int(starts[i]), text(i), "schema_violation", detail))
 
-    events = _events(spans, ordinals, good_parts)
+    events = _events(starts, good_parts)
     bad.sort(key=lambda b: b.byte_offset)
-    return ParsedObject(len(spans), events, bad, framing, compression)
+    return ParsedObject(int(starts.size), events, bad, framing, compression)
 
 
-def _bad(span: _Span, ordinal: int, reason: str, detail: str) -> BadRecord:
-    text = raw_text(span.text[:MAX_RAW_TEXT])
-    if len(span.text) > MAX_RAW_TEXT:
-        text += f"... ({len(span.text):,} bytes in all)"
-    return BadRecord(ordinal, span.start, reason, detail, text)
+def _bad(ordinal: int, start: int, text: bytes, reason: str, detail: str) -> BadRecord:
+    shown = raw_text(text[:MAX_RAW_TEXT])
+    if len(text) > MAX_RAW_TEXT:
+        shown += f"... ({len(text):,} bytes in all)"
+    return BadRecord(ordinal, start, reason, detail, shown)
 
 
 def _event_schema() -> pa.Schema:
@@ -580,12 +686,8 @@ def _empty_events() -> pa.Table:
     return _event_schema().empty_table()
 
 
-def _events(
-    spans: list[_Span],
-    ordinals: np.ndarray,
-    parts: list[tuple[np.ndarray, dict[str, pa.Array]]],
-) -> pa.Table:
-    """The good records in record order, with ordinal and byte offset."""
+def _events(starts: np.ndarray, parts: list[tuple[np.ndarray, dict[str, pa.Array]]]) -> pa.Table:
+    """The good records in record order, with ordinal (1-based) and byte offset."""
     parts = [(index, columns) for index, columns in parts if index.size]
     if not parts:
         return _empty_events()
@@ -593,8 +695,8 @@ def _events(
     index = np.concatenate([p[0] for p in parts])
     in_order = len(parts) == 1  # the fast path's records are in order already
     order = np.arange(index.size) if in_order else np.argsort(index, kind="stable")
-    starts = np.fromiter((spans[i].start for i in index.tolist()), np.int64, index.size)
-    arrays = [pa.array(ordinals[index][order]), pa.array(starts[order])]
+    ordered = index[order]
+    arrays = [pa.array(ordered + 1), pa.array(starts[ordered].astype(np.int64))]
     take = pa.array(order)
     for name in schema.names[2:]:
         target = schema.field(name).type
@@ -627,8 +729,27 @@ def batch_id_for(key: str, sha256: str) -> str:
     return "firehose-" + hashlib.sha256(f"{key}\0{sha256}".encode()).hexdigest()[:16]
 
 
+_ENRICHMENT_BUILD = threading.Lock()
+_enrichment_seeds: set[int] = set()
+
+
+def warm_enrichment(seed: int) -> None:
+    """Build ``enrich``'s cached tables for ``seed`` (about 0.3 s, once per process).
+
+    Under a lock: threads enriching their first objects at the same time would each build
+    them. The load starts this in a preparing thread, beside the first object's JSON read.
+    """
+    if seed in _enrichment_seeds:
+        return
+    with _ENRICHMENT_BUILD:
+        if seed not in _enrichment_seeds:
+            enrich(_event_schema().empty_table().select(_SURVEY_NAMES), seed=seed, file_key="")
+            _enrichment_seeds.add(seed)
+
+
 def landed_rows(events: pa.Table, batch: _Batch, seed: int) -> pa.Table:
     """``raw.survey_events`` rows: the records' values, enrichment where they gave none."""
+    warm_enrichment(seed)
     n = events.num_rows
     survey = events.select(_SURVEY_NAMES)
     enriched = enrich(survey, seed=seed, file_key=batch.sha256, first_row=0)
@@ -677,17 +798,37 @@ _DONE = (
 )
 
 
+# Database-wide DuckDB settings for a load, restored when it ends (to the precision DuckDB
+# reports them: 0.1 of a unit for the memory limit), since another connection of this process
+# (dbt, in-process) may share the database instance.
+_DUCKDB_SETTINGS = {
+    # One insert thread: the other core prepares the next objects meanwhile (measured: 7 ms
+    # per 6,700-record insert with one thread, 13 ms with two).
+    "threads": "1",
+    # A load streams; DuckDB's buffer cache would otherwise grow to 80% of RAM.
+    "memory_limit": DUCKDB_MEMORY_LIMIT,
+}
+
+
 class _DuckDBSink:
     def __init__(self, settings: Settings) -> None:
         self.conn = connect_duckdb(settings.warehouse_path)
         ensure_raw_tables(self.conn)
-        self.conn.execute(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'").fetchall()
+        self._before = {
+            name: self.conn.execute("select current_setting(?)", [name]).fetchall()[0][0]
+            for name in _DUCKDB_SETTINGS
+        }
+        for name, value in _DUCKDB_SETTINGS.items():
+            self.conn.execute(f"set {name} = '{value}'").fetchall()
 
     def done(self) -> list[tuple[str, str]]:
         return [tuple(row) for row in self.conn.execute(_DONE).fetchall()]
 
-    def begin(self, batch_id: str) -> None:
+    def begin(self) -> None:
         self.conn.begin()
+
+    def lock(self, batch_id: str) -> None:
+        """Nothing to do: DuckDB has one writing process, and this load is its only writer."""
 
     def key_recorded(self, key: str) -> bool:
         sql = _DONE + " and source_file = ?"
@@ -716,7 +857,12 @@ class _DuckDBSink:
             self.conn.rollback()
 
     def close(self) -> None:
-        self.conn.close()
+        try:
+            with contextlib.suppress(duckdb.Error):
+                for name, value in self._before.items():
+                    self.conn.execute(f"set {name} = '{value}'").fetchall()
+        finally:
+            self.conn.close()
 
 
 class _PostgresSink:
@@ -731,8 +877,12 @@ class _PostgresSink:
         self.conn.commit()
         return rows
 
-    def begin(self, batch_id: str) -> None:
-        # A lock per object keeps two loaders from landing the same object.
+    def begin(self) -> None:
+        """Nothing to do: psycopg2 opens the transaction with its first statement."""
+
+    def lock(self, batch_id: str) -> None:
+        # A lock per object keeps two loaders from landing the same object. Both take their
+        # objects' locks in key order, so two groups never wait on each other in a cycle.
         self.cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", [batch_id])
 
     def key_recorded(self, key: str) -> bool:
@@ -766,6 +916,92 @@ class _PostgresSink:
         self.conn.close()
 
 
+# --- preparing objects ahead of the insert ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedObject:
+    """One delivery object read, parsed, validated and enriched: ready to insert."""
+
+    key: str
+    body: bytes
+    batch: _Batch
+    parsed: ParsedObject | None  # None: not parsed, its bytes match an object loaded before
+    rows: pa.Table | None  # raw.survey_events rows; None when no record is good
+    quarantine: pa.Table | None  # raw.quarantine rows; None when no record is bad
+
+
+def prepare_object(
+    key: str, body: bytes, seed: int, *, sha256: str | None = None, parse: bool = True
+) -> PreparedObject:
+    """Everything about one object that needs no warehouse: its digest, records and rows."""
+    started_at = _now()
+    sha = sha256 if sha256 is not None else hashlib.sha256(body).hexdigest()
+    batch = _Batch(batch_id_for(key, sha), key, sha, started_at)
+    if not parse:
+        return PreparedObject(key, body, batch, None, None, None)
+    parsed = parse_object(key, body)
+    rows = landed_rows(parsed.events, batch, seed) if parsed.events.num_rows else None
+    quarantine = _quarantine_table(batch, parsed.bad) if parsed.bad else None
+    return PreparedObject(key, body, batch, parsed, rows, quarantine)
+
+
+class _Prefetch:
+    """Reads and prepares the objects in ``PREPARE_THREADS`` background threads, up to
+    ``AHEAD`` objects ahead of the one being inserted; iterating yields them in key order.
+
+    Threads, not a process as ``load_csv`` uses: the heavy steps on both sides (sha256,
+    Arrow's JSON read and compute kernels, numpy, DuckDB's insert and commit) release the GIL,
+    so preparing and inserting overlap on two cores with no copy of the data between
+    processes, and the destination is read by this process (``get_object`` must be
+    thread-safe, as LocalDirectory and boto3 clients are). Iterating yields each
+    ``PreparedObject``, or the exception that preparing one raised, after which it stops.
+    """
+
+    def __init__(self, objects: _Objects, keys: list[str], known: set[str], seed: int) -> None:
+        self._objects = objects
+        self._seed = seed
+        # sha256 of the objects loaded or seen so far. Only a hint, read and written by the
+        # preparing threads: ``_land`` decides what is a redelivery.
+        self._known = set(known)
+        self._keys = iter(keys)
+        self._executor = ThreadPoolExecutor(
+            PREPARE_THREADS, thread_name_prefix="contrail-firehose-prepare"
+        )
+        self._futures: deque[Future[PreparedObject]] = deque()
+        self._executor.submit(warm_enrichment, seed)  # its errors resurface in landed_rows
+        for _ in range(AHEAD + 1):
+            self._submit()
+
+    def _submit(self) -> None:
+        key = next(self._keys, None)
+        if key is not None:
+            self._futures.append(self._executor.submit(self._prepare, key))
+
+    def _prepare(self, key: str) -> PreparedObject:
+        body = self._objects.get_object(key)
+        sha = hashlib.sha256(body).hexdigest()
+        fresh = sha not in self._known  # a redelivery is not parsed (the insert re-checks)
+        self._known.add(sha)
+        return prepare_object(key, body, self._seed, sha256=sha, parse=fresh)
+
+    def __iter__(self) -> Iterator[PreparedObject | Exception]:
+        while self._futures:
+            future = self._futures.popleft()
+            try:
+                prepared = future.result()
+            except Exception as exc:
+                yield exc
+                return
+            self._submit()
+            yield prepared
+
+    def close(self) -> None:
+        for future in self._futures:
+            future.cancel()
+        self._executor.shutdown(wait=True)
+
+
 # --- the load ---------------------------------------------------------------------------------
 
 
@@ -788,78 +1024,69 @@ def _reasons(bad: list[BadRecord]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _load_one(
+def _land(
     sink: _DuckDBSink | _PostgresSink,
-    key: str,
-    body: bytes,
-    loaded_shas: dict[str, str],
+    item: PreparedObject,
+    first_keys: Callable[[str], str | None],
     seed: int,
 ) -> ObjectLoad | None:
-    """Load one object in one transaction; None when another loader recorded it meanwhile."""
-    started_at = _now()
-    sha = hashlib.sha256(body).hexdigest()
-    batch = _Batch(batch_id_for(key, sha), key, sha, started_at)
-    audit: dict[str, Any] = {
-        "batch_id": batch.batch_id,
-        "source_kind": SOURCE_KIND,
-        "source_file": key,
-        "file_sha256": sha,
-        "file_bytes": len(body),
-        "layout": LAYOUT,
-        "status": "loaded",
-        "started_at": started_at,
-    }
-    first_key = loaded_shas.get(sha)
-    if first_key is not None:
-        parsed = None
+    """Insert one object's rows, quarantine rows and audit row in the open transaction.
+
+    None when another loader recorded the key meanwhile. ``first_keys(sha256)`` names the
+    object already loaded with the same bytes, if any: then only the audit row is written.
+    """
+    batch = item.batch
+    sink.lock(batch.batch_id)
+    if sink.key_recorded(item.key):
+        return None
+    first_key = first_keys(batch.sha256)
+    if first_key is None and item.parsed is None:  # the bytes we skipped did not land after all
+        item = prepare_object(item.key, item.body, seed, sha256=batch.sha256)
+    parsed = item.parsed if first_key is None else None
+    if parsed is None:
         counts = (0, 0, 0)
+        reasons: dict[str, int] = {}
         message = (
-            f"same bytes as {first_key} (sha256 {sha[:16]}...), already loaded; its records "
-            "were not landed again"
+            f"same bytes as {first_key} (sha256 {batch.sha256[:16]}...), already loaded; its "
+            "records were not landed again"
         )
     else:
-        parsed = parse_object(key, body)
-        rows = landed_rows(parsed.events, batch, seed) if parsed.events.num_rows else None
-        loaded = parsed.events.num_rows
-        counts = (parsed.records, loaded, len(parsed.bad))
-        summary = ", ".join(f"{r} {c:,}" for r, c in _reasons(parsed.bad).items())
+        counts = (parsed.records, parsed.events.num_rows, len(parsed.bad))
+        reasons = _reasons(parsed.bad)
+        summary = ", ".join(f"{r} {c:,}" for r, c in reasons.items())
         message = (
-            f"{parsed.framing}, compression {parsed.compression}: {loaded:,} loaded, "
-            f"{len(parsed.bad):,} quarantined" + (f" ({summary})" if summary else "")
+            f"{parsed.framing}, compression {parsed.compression}: {counts[1]:,} loaded, "
+            f"{counts[2]:,} quarantined" + (f" ({summary})" if summary else "")
         )
-    try:
-        sink.begin(batch.batch_id)
-        if sink.key_recorded(key):
-            sink.rollback()
-            return None
-        if parsed is not None:
-            if rows is not None:
-                sink.insert(SURVEY_EVENTS.qualified, rows)
-            if parsed.bad:
-                sink.insert(QUARANTINE.qualified, _quarantine_table(batch, parsed.bad))
-        sink.insert_audit(
-            {
-                **audit,
-                "rows_in_file": counts[0],
-                "rows_loaded": counts[1],
-                "rows_quarantined": counts[2],
-                "message": message,
-                "finished_at": _now(),
-            }
-        )
-        sink.commit()
-    except BaseException:
-        sink.rollback()
-        raise
-    loaded_shas.setdefault(sha, key)
+        if item.rows is not None:
+            sink.insert(SURVEY_EVENTS.qualified, item.rows)
+        if item.quarantine is not None:
+            sink.insert(QUARANTINE.qualified, item.quarantine)
+    sink.insert_audit(
+        {
+            "batch_id": batch.batch_id,
+            "source_kind": SOURCE_KIND,
+            "source_file": item.key,
+            "file_sha256": batch.sha256,
+            "file_bytes": len(item.body),
+            "layout": LAYOUT,
+            "status": "loaded",
+            "rows_in_file": counts[0],
+            "rows_loaded": counts[1],
+            "rows_quarantined": counts[2],
+            "message": message,
+            "started_at": batch.loaded_at,
+            "finished_at": _now(),
+        }
+    )
     return ObjectLoad(
-        key,
+        item.key,
         batch.batch_id,
-        sha,
-        len(body),
+        batch.sha256,
+        len(item.body),
         "loaded" if parsed is not None else "duplicate",
         *counts,
-        _reasons(parsed.bad) if parsed is not None else {},
+        reasons,
     )
 
 
@@ -870,11 +1097,14 @@ def load_firehose(
     target: str = "duckdb",
     seed: int = 42,
     progress: Callable[[int], None] | None = None,
+    group_records: int = GROUP_RECORDS,
 ) -> FirehoseLoadResult:
     """Land every delivery object not yet recorded in ``raw.load_audit``; see the module doc.
 
     ``destination`` defaults to the local landing directory (``data/landing/firehose``).
     ``progress`` is called with each object's size in bytes once it is committed.
+    ``group_records``: a transaction commits once its objects hold this many records (1 =
+    one transaction per object).
     """
     clock = time.perf_counter()
     if target not in TARGETS:
@@ -889,19 +1119,56 @@ def load_firehose(
         done = sink.done()
         done_keys = {key for key, _ in done}
         loaded_shas = {sha: key for key, sha in sorted(done)}
-        for key in objects.list_keys():
-            if key in done_keys:
-                skipped += 1
-                continue
-            body = objects.get_object(key)
-            result = _load_one(sink, key, body, loaded_shas, seed)
-            if result is None:
-                skipped += 1
-                continue
-            loads.append(result)
-            done_keys.add(key)
-            if progress is not None:
-                progress(len(body))
+        keys = objects.list_keys()
+        new_keys = [key for key in keys if key not in done_keys]
+        skipped = len(keys) - len(new_keys)
+
+        group: list[ObjectLoad] = []  # landed in the open transaction, not yet committed
+        group_shas: dict[str, str] = {}
+        group_open = False
+        group_size = 0  # records in the group
+
+        def first_key(sha: str) -> str | None:
+            return loaded_shas.get(sha) or group_shas.get(sha)
+
+        def commit() -> None:
+            nonlocal group_open, group_size
+            sink.commit()
+            group_open, group_size = False, 0
+            loads.extend(group)
+            for load in group:
+                loaded_shas.setdefault(load.file_sha256, load.key)
+                if progress is not None:
+                    progress(load.file_bytes)
+            group.clear()
+            group_shas.clear()
+
+        prefetch = _Prefetch(objects, new_keys, set(loaded_shas), seed)
+        try:
+            for item in prefetch:
+                if isinstance(item, Exception):
+                    if group_open:
+                        commit()  # the objects before it are complete: keep them
+                    raise item
+                if not group_open:
+                    sink.begin()
+                    group_open = True
+                result = _land(sink, item, first_key, seed)
+                if result is None:
+                    skipped += 1
+                    continue
+                group.append(result)
+                group_shas.setdefault(result.file_sha256, result.key)
+                group_size += result.records
+                if group_size >= group_records:
+                    commit()
+            if group_open:
+                commit()
+        except BaseException:
+            sink.rollback()
+            raise
+        finally:
+            prefetch.close()
     finally:
         sink.close()
     return FirehoseLoadResult(tuple(loads), skipped, time.perf_counter() - clock, target)

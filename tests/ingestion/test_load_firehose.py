@@ -15,7 +15,7 @@ from ingestion.config import Settings
 from ingestion.enrich import enrich
 from ingestion.errors import ContrailError
 from ingestion.events import envelope
-from ingestion.load_firehose import load_firehose
+from ingestion.load_firehose import load_firehose, record_starts
 from ingestion.schema import SURVEY_COLUMNS
 from ingestion.warehouse import connect_duckdb, connect_postgres
 
@@ -404,3 +404,180 @@ def test_postgres_loads_quarantines_and_skips_like_duckdb(settings: Settings, pg
     assert query(pg, "select reason, source_line, byte_offset from raw.quarantine", "postgres") == [
         ("schema_violation", 2, len(record(1, passenger_name='O"Neil, Ann')) + 1)
     ]
+
+
+# --- locating records without a parser, grouped transactions, preparing ahead ---------------
+
+
+def test_record_starts_finds_every_envelope_and_nothing_inside_strings() -> None:
+    tricky = record(2, passenger_name='Ann {"event_id": "x"} }{ Lee')
+    records = [record(1), tricky, record(3)]
+    data = b"".join(records)
+    expected, position = [], data.find(b'{"event_id"')
+    while position != -1:
+        expected.append(position)
+        position = data.find(b'{"event_id"', position + 1)
+
+    assert record_starts(data).tolist() == expected == offsets(records, b"")
+    assert record_starts(b"").tolist() == []
+
+
+def test_a_brace_pair_inside_a_value_still_lands_on_the_fast_path(settings: Settings) -> None:
+    name = 'Ann }{"x": 1} Lee\nJr'
+    records = [record(1), record(2, passenger_name=name), record(3)]
+    objects = Objects({KEY.format("a"): b"".join(records)})
+
+    result = load_firehose(settings, destination=objects)
+
+    assert (result.loaded, result.quarantined) == (3, 0)
+    rows = query(
+        settings,
+        "select source_line, byte_offset, passenger_name from raw.survey_events order by 1",
+    )
+    assert [r[:2] for r in rows] == [(i + 1, o) for i, o in enumerate(offsets(records, b""))]
+    assert rows[1][2] == name
+
+
+@pytest.mark.parametrize("pretty", [False, True], ids=["compact", "with-a-pretty-record"])
+@pytest.mark.parametrize("separator", [b"", b"\n"], ids=["concatenated", "ndjson"])
+def test_records_with_keys_in_another_order_land_with_their_offsets(
+    settings: Settings, separator: bytes, pretty: bool
+) -> None:
+    def reordered(n: int) -> bytes:
+        data = event(n, age=30 + n)
+        return json.dumps({"survey": data["survey"], **data}).encode()
+
+    records = [reordered(i) for i in range(1, 4)]
+    if pretty:  # line breaks inside a record
+        records.append(json.dumps(event(4), indent=2).encode())
+    objects = Objects({KEY.format("a"): separator.join(records)})
+
+    result = load_firehose(settings, destination=objects)
+
+    assert (result.records, result.loaded, result.quarantined) == (len(records), len(records), 0)
+    rows = query(settings, "select source_line, byte_offset, event_id from raw.survey_events")
+    expected = [
+        (i + 1, offset, f"evt-{i + 1:04d}") for i, offset in enumerate(offsets(records, separator))
+    ]
+    assert sorted(rows) == expected
+
+
+def test_objects_grouped_in_one_transaction_keep_one_audit_row_each(settings: Settings) -> None:
+    sizes = {"a": 3, "b": 1, "c": 4, "d": 2}
+    objects = Objects(
+        {
+            KEY.format(name): b"\n".join(record(100 * i + j) for j in range(n))
+            for i, (name, n) in enumerate(sizes.items())
+        }
+    )
+    objects.put_object(KEY.format("e"), record(900) + b"garbage")
+    committed: list[int] = []
+
+    result = load_firehose(
+        settings, destination=objects, group_records=4, progress=committed.append
+    )
+
+    assert [o.key for o in result.objects] == sorted(objects.objects)
+    assert committed == [len(objects.objects[k]) for k in sorted(objects.objects)]
+    audit = query(
+        settings,
+        "select source_file, rows_in_file, rows_loaded, rows_quarantined, file_bytes "
+        "from raw.load_audit order by source_file",
+    )
+    assert audit == [
+        *(
+            (KEY.format(name), n, n, 0, len(objects.objects[KEY.format(name)]))
+            for name, n in sizes.items()
+        ),
+        (KEY.format("e"), 2, 1, 1, len(objects.objects[KEY.format("e")])),
+    ]
+    per_object = query(
+        settings,
+        "select source_file, count(*) from raw.survey_events group by 1 order by 1",
+    )
+    assert per_object == [(KEY.format(name), n) for name, n in sizes.items()] + [
+        (KEY.format("e"), 1)
+    ]
+
+
+def test_a_failure_inside_a_group_rolls_the_whole_group_back(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingestion import load_firehose as module
+
+    objects = Objects({KEY.format(c): record(i) for i, c in enumerate("abcde", start=1)})
+    load_firehose(settings, destination=Objects({KEY.format("a"): record(1)}))
+    calls = {"n": 0}
+    original = module._DuckDBSink.insert_audit
+
+    def failing(self: Any, row: dict[str, Any]) -> None:
+        calls["n"] += 1
+        if row["source_file"] == KEY.format("d"):
+            raise RuntimeError("disk full")
+        original(self, row)
+
+    monkeypatch.setattr(module._DuckDBSink, "insert_audit", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        load_firehose(settings, destination=objects, group_records=3)
+    # b and c were in d's group: nothing of them is left, and the earlier run is intact
+    assert loaded_events(settings) == [("evt-0001", 1)]
+    assert query(settings, "select source_file from raw.load_audit") == [(KEY.format("a"),)]
+
+    monkeypatch.undo()
+    rerun = load_firehose(settings, destination=objects, group_records=3)
+    assert [o.key for o in rerun.objects] == [KEY.format(c) for c in "bcde"]
+    assert loaded_events(settings) == [(f"evt-{i:04d}", 1) for i in range(1, 6)]
+
+
+def test_a_failed_read_after_a_full_group_keeps_every_committed_group(
+    settings: Settings,
+) -> None:
+    objects = Objects({KEY.format(c): record(i) for i, c in enumerate("abcdef", start=1)})
+    objects.fail_on = KEY.format("e")
+
+    with pytest.raises(RuntimeError, match="reading"):
+        load_firehose(settings, destination=objects, group_records=3)
+
+    assert loaded_events(settings) == [(f"evt-{i:04d}", 1) for i in range(1, 5)]
+
+
+def test_the_load_leaves_the_database_settings_of_a_shared_instance_as_they_were(
+    settings: Settings,
+) -> None:
+    held = connect_duckdb(settings.warehouse_path)  # e.g. dbt, in-process
+    try:
+        held.execute("set threads = 2").fetchall()
+        # DuckDB reports the limit to 0.1 of its unit: a value it can restore exactly
+        held.execute("set memory_limit = '2GiB'").fetchall()
+        before = held.execute(
+            "select current_setting('threads'), current_setting('memory_limit')"
+        ).fetchall()
+
+        load_firehose(settings, destination=Objects({KEY.format("a"): record(1)}))
+
+        after = held.execute(
+            "select current_setting('threads'), current_setting('memory_limit')"
+        ).fetchall()
+        assert after == before
+        assert held.execute("select count(*) from raw.survey_events").fetchall() == [(1,)]
+    finally:
+        held.close()
+
+
+def test_records_apart_by_spaces_are_never_taken_as_one(settings: Settings) -> None:
+    def reordered(n: int, **survey: Any) -> bytes:
+        data = event(n, **survey)
+        return json.dumps({"survey": data["survey"], **data}).encode()
+
+    # a '}{' inside a value would make one piece too many, two records apart by a space one
+    # too few: the counts agree, yet the offsets must still be the records' own
+    records = [reordered(1, passenger_name="a}{b"), reordered(2), reordered(3)]
+    separators = [b"", b" ", b"\n"]
+    body = b"".join(r + s for r, s in zip(records, separators, strict=True))
+
+    result = load_firehose(settings, destination=Objects({KEY.format("a"): body}))
+
+    assert (result.loaded, result.quarantined) == (3, 0)
+    starts = [0, len(records[0]), len(records[0]) + len(records[1]) + 1]
+    rows = query(settings, "select source_line, byte_offset, event_id from raw.survey_events")
+    assert sorted(rows) == [(i + 1, starts[i], f"evt-{i + 1:04d}") for i in range(3)]
