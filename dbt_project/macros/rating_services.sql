@@ -38,6 +38,10 @@
         'repeated_header',
         'invalid_utf8',
         'blank_line',
+        'truncated_json',
+        'wrong_envelope',
+        'schema_violation',
+        'corrupt_gzip',
     ]) }}
 {%- endmacro %}
 

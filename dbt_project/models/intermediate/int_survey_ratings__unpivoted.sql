@@ -2,6 +2,8 @@
     One row per survey and service the survey's layout asked about (the raw rating was not
     null). A view: it is fifteen times the surveys, and fct_service_ratings is its only reader.
     The unpivot is a cross join with a one-row-per-service list, so the surveys are read once.
+    loaded_at is the survey copy's landing time: fct_service_ratings' incremental filter, which
+    the engine pushes below the cross join to the surveys.
 #}
 
 with
@@ -31,7 +33,8 @@ unpivoted as (
             {%- endfor %}
         end as is_not_applicable,
         surveys.is_satisfied,
-        surveys.survey_date
+        surveys.survey_date,
+        surveys.loaded_at
     from surveys
     cross join services
 ),

@@ -1,19 +1,34 @@
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental',
+    unique_key='survey_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[{'columns': ['survey_id']}] if target.type == 'postgres' else []
+) }}
 
 {#
     One row per survey_id across both channels (batch exports and the stream): the copy loaded
-    last wins, whichever channel it came through. A table, because the window below is the most
-    expensive step of the build and three marts read its result.
+    last wins, whichever channel it came through. Incremental on loaded_at (the landing time,
+    not the event time, so late events are still picked up): a run ranks only the copies
+    landed in the lookback window, and each survey with such a copy is replaced whole
+    (delete+insert on survey_id). A copy outside the window never beats one inside it, since it
+    was loaded earlier. See the docs block for the window and what it assumes.
 #}
 
 with
 
 batch_responses as (
     select * from {{ ref('stg_raw__survey_responses') }}
+    {%- if is_incremental() %}
+    where loaded_at >= {{ lookback_cutoff() }}
+    {%- endif %}
 ),
 
 stream_responses as (
     select * from {{ ref('stg_raw__survey_events') }}
+    {%- if is_incremental() %}
+    where loaded_at >= {{ lookback_cutoff() }}
+    {%- endif %}
 ),
 
 responses as (

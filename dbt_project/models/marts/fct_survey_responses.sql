@@ -1,12 +1,24 @@
+{{ config(
+    materialized='incremental',
+    unique_key='survey_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[{'columns': ['survey_id']}] if target.type == 'postgres' else []
+) }}
+
 {#
     Grain: one row per survey (survey_id), the latest loaded version of it.
     No passenger name or customer id: passenger_key joins to dim_passenger.
+    Incremental: a run replaces the surveys whose latest copy landed in the lookback window.
 #}
 
 with
 
 surveys as (
     select * from {{ ref('int_surveys__deduplicated') }}
+    {%- if is_incremental() %}
+    where loaded_at >= {{ lookback_cutoff() }}
+    {%- endif %}
 ),
 
 final as (

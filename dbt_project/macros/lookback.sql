@@ -1,0 +1,56 @@
+{#
+    dbt's is_incremental(), except that it answers false without asking the warehouse when the
+    project is compiled offline: DBT_OFFLINE_COMPILE=1 is set, or dbt runs with
+    --no-introspect. dbt's own version looks the model's table up, which needs a connection
+    (an offline Redshift compile has none).
+#}
+{% macro is_incremental() -%}
+    {%- if env_var('DBT_OFFLINE_COMPILE', '0') | lower in ('1', 'true', 'yes') -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- if not flags.INTROSPECT -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return(dbt.is_incremental()) }}
+{%- endmacro %}
+
+
+{#
+    The start of the lookback window of an incremental model: the newest landing time already
+    in the model, minus var('lookback_minutes') (default 60). Rows landed at or after it are
+    processed again; a model with no rows yet takes every row.
+#}
+{% macro lookback_cutoff(column='loaded_at') -%}
+    {%- set minutes = var('lookback_minutes', 60) | int -%}
+    {%- if minutes < 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "var lookback_minutes = " ~ minutes ~ ": the lookback window must be 0 minutes or more"
+        ) }}
+    {%- endif -%}
+    {%- set newest = '(select max(' ~ column ~ ') from ' ~ this ~ ')' -%}
+    coalesce(
+        {{ dbt.dateadd('minute', -1 * minutes, newest) }},
+        cast('1900-01-01 00:00:00' as timestamp)
+    )
+{%- endmacro %}
+
+
+
+{#
+    Pre-hook of fct_service_ratings. Its delete+insert replaces the rows of every survey that
+    has rows in the new batch; a survey whose newer copy asks about no service has none, so
+    its older copy's rows are deleted here. Nothing on a first build or a full refresh.
+#}
+{% macro delete_ratings_of_unrated_copies() -%}
+    {%- if is_incremental() %}
+    delete from {{ this }}
+    where survey_id in (
+        select survey_id
+        from {{ ref('int_surveys__deduplicated') }}
+        where loaded_at >= {{ lookback_cutoff() }}
+            {%- for service in rating_services() %}
+            and {{ service.name }}_is_not_applicable is null
+            {%- endfor %}
+    )
+    {%- endif -%}
+{%- endmacro %}
