@@ -14,6 +14,7 @@ from rich.table import Table
 from ingestion.config import Settings
 from ingestion.errors import ContrailError
 from ingestion.loadgen import post_all, request_bytes
+from ingestion.progress import Reporter, SilentReporter
 from ingestion.replay import synthetic_surveys
 from ingestion.services import running_api
 
@@ -89,6 +90,78 @@ def measure_firehose_load(settings: Settings, *, records: int = 200_000, seed: i
     return records / seconds
 
 
+FRESHNESS_SQL = """
+with first_visible as (
+    select
+        events.event_id,
+        events.submitted_at,
+        min(cycles.published_at) as published_at
+    from raw.survey_events as events
+    inner join raw.stream_cycles as cycles
+        on cycles.published_at >= events.loaded_at
+    group by events.event_id, events.submitted_at
+)
+select
+    count(*),
+    quantile_cont(date_diff('millisecond', submitted_at, published_at) / 1000.0, 0.5),
+    quantile_cont(date_diff('millisecond', submitted_at, published_at) / 1000.0, 0.95)
+from first_visible
+"""
+
+
+def measure_freshness(
+    data_dir: Path, *, rate: float = 500.0, duration: float = 120.0, interval_s: float = 5.0
+) -> dict[str, float]:
+    """Event-to-snapshot seconds (p50, p95) with the API, the runner and a steady replay.
+
+    Each event's freshness is the time from its ``submitted_at`` to the publish of the first
+    cycle that finished after it landed (raw.stream_cycles).
+    """
+    from dataclasses import replace
+
+    from ingestion.demo import stream_demo
+    from ingestion.warehouse import connect_duckdb
+
+    settings = replace(Settings.from_env(), data_dir=data_dir)
+    result = stream_demo(settings, rate=rate, duration=duration, interval_s=interval_s)
+    conn = connect_duckdb(settings.warehouse_path, read_only=True)
+    try:
+        events, p50, p95 = conn.execute(FRESHNESS_SQL).fetchone()
+    finally:
+        conn.close()
+    if events < result.replay.accepted:
+        raise ContrailError(
+            f"freshness benchmark: only {events} of {result.replay.accepted} events were published"
+        )
+    return {"freshness_p50_s": float(p50), "freshness_p95_s": float(p95), "events": events}
+
+
+def measure_cycle(settings: Settings, *, history: int, batch: int = 5_000, seed: int = 42):
+    """Seconds of one micro-batch of ``batch`` events on top of ``history`` loaded surveys, and
+    of a full `dbt build` on the same history (the baseline)."""
+    from ingestion.generate import write_csv
+    from ingestion.load_csv import load_csv
+    from ingestion.pipeline import build
+    from ingestion.replay import replay
+    from ingestion.stream import run_stream
+
+    csv = settings.data_dir / "history.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(csv, history, seed)
+    load_csv(csv, settings, seed=seed)
+    csv.unlink()
+    started = time.perf_counter()
+    build(settings)
+    full_build_s = time.perf_counter() - started
+    run_stream(settings, once=True)  # parses the project once; later cycles start warm
+    replay(settings, synthetic_surveys(batch, seed + 7), to="firehose-dir", batch_size=500)
+    cycles = run_stream(settings, once=True)
+    cycle = cycles[-1]
+    if cycle.records_loaded != batch:
+        raise ContrailError(f"cycle benchmark loaded {cycle.records_loaded} of {batch} events")
+    return cycle.cycle_s, full_build_s
+
+
 @dataclass(frozen=True)
 class StreamBenchFigures:
     api_single_rps: float
@@ -96,9 +169,26 @@ class StreamBenchFigures:
     api_batch_surveys_per_s: float
     api_batch_baseline_per_s: float
     firehose_load_records_per_s: float
+    freshness_p50_s: float
+    freshness_p95_s: float
+    cycle_s_small_history: float
+    cycle_s_large_history: float
+    full_build_s_small_history: float
+    full_build_s_large_history: float
+    small_history: int
+    large_history: int
+
+    @property
+    def cycle_ratio(self) -> float:
+        return self.cycle_s_large_history / self.cycle_s_small_history
+
+    @property
+    def full_build_ratio(self) -> float:
+        return self.full_build_s_large_history / self.full_build_s_small_history
 
     def as_dict(self) -> dict[str, float]:
-        return {k: round(v, 2) for k, v in asdict(self).items()}
+        figures = {**asdict(self), "cycle_ratio": self.cycle_ratio}
+        return {k: round(v, 2) for k, v in figures.items()}
 
     def checks(self) -> list[tuple[str, str, str, bool]]:
         return [
@@ -122,6 +212,32 @@ class StreamBenchFigures:
                 "≥ 100,000/s",
                 self.firehose_load_records_per_s >= 100_000,
             ),
+            (
+                "freshness, event to snapshot",
+                f"p50 {self.freshness_p50_s:.1f} s · p95 {self.freshness_p95_s:.1f} s",
+                "p95 ≤ 15 s",
+                self.freshness_p95_s <= 15,
+            ),
+            (
+                f"cycle of 5,000 events on {self.small_history:,} surveys",
+                f"{self.cycle_s_small_history:.1f} s "
+                f"(full build {self.full_build_s_small_history:.1f} s)",
+                "(reported)",
+                True,
+            ),
+            (
+                f"cycle of 5,000 events on {self.large_history:,} surveys",
+                f"{self.cycle_s_large_history:.1f} s "
+                f"(full build {self.full_build_s_large_history:.1f} s)",
+                "(reported)",
+                True,
+            ),
+            (
+                f"cycle cost, {self.large_history // self.small_history}× the history",
+                f"{self.cycle_ratio:.2f}× (full build {self.full_build_ratio:.2f}×)",
+                "< 2×: grows with the batch, not the history",
+                self.cycle_ratio < 2,
+            ),
         ]
 
     def table(self) -> Table:
@@ -134,16 +250,43 @@ class StreamBenchFigures:
 
 
 def run_stream_benchmarks(
-    settings: Settings, *, api_seconds: float = 10.0, seed: int = 42
+    settings: Settings,
+    *,
+    api_seconds: float = 10.0,
+    freshness_rate: float = 500.0,
+    freshness_seconds: float = 120.0,
+    small_history: int = 100_000,
+    large_history: int = 5_000_000,
+    seed: int = 42,
+    reporter: Reporter | None = None,
 ) -> StreamBenchFigures:
+    """Every stream benchmark, in a scratch folder under the data directory."""
     import shutil
     from dataclasses import replace
 
+    reporter = reporter or SilentReporter()
     scratch = settings.data_dir / "bench-stream"
     shutil.rmtree(scratch, ignore_errors=True)
     try:
-        api = measure_api(scratch / "api", seconds=api_seconds, seed=seed)
-        load_rate = measure_firehose_load(replace(settings, data_dir=scratch / "load"), seed=seed)
+        with reporter.step("stream benchmarks", 5, unit="steps") as advance:
+            api = measure_api(scratch / "api", seconds=api_seconds, seed=seed)
+            advance(1)
+            load_rate = measure_firehose_load(
+                replace(settings, data_dir=scratch / "load"), seed=seed
+            )
+            advance(1)
+            fresh = measure_freshness(
+                scratch / "freshness", rate=freshness_rate, duration=freshness_seconds
+            )
+            advance(1)
+            small = measure_cycle(
+                replace(settings, data_dir=scratch / "small"), history=small_history, seed=seed
+            )
+            advance(1)
+            large = measure_cycle(
+                replace(settings, data_dir=scratch / "large"), history=large_history, seed=seed
+            )
+            advance(1)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return StreamBenchFigures(
@@ -152,4 +295,12 @@ def run_stream_benchmarks(
         api_batch_surveys_per_s=api["api_batch_surveys_per_s"],
         api_batch_baseline_per_s=api["api_batch_baseline_per_s"],
         firehose_load_records_per_s=load_rate,
+        freshness_p50_s=fresh["freshness_p50_s"],
+        freshness_p95_s=fresh["freshness_p95_s"],
+        cycle_s_small_history=small[0],
+        cycle_s_large_history=large[0],
+        full_build_s_small_history=small[1],
+        full_build_s_large_history=large[1],
+        small_history=small_history,
+        large_history=large_history,
     )

@@ -434,7 +434,7 @@ def bench(
     if stream:
         from ingestion.bench_stream import run_stream_benchmarks
 
-        figures = run_stream_benchmarks(_settings())
+        figures = run_stream_benchmarks(_settings(), reporter=RichReporter())
     else:
         from ingestion.bench import run_benchmarks
 

@@ -43,3 +43,30 @@ def test_measure_api_reports_both_rates_and_baselines(tmp_path: Path) -> None:
         "api_batch_baseline_per_s",
     }
     assert all(value > 0 for value in figures.values())
+
+
+def test_cycle_cost_is_judged_by_how_it_grows_with_history() -> None:
+    from ingestion.bench_stream import StreamBenchFigures
+
+    def figures(small: float, large: float) -> StreamBenchFigures:
+        return StreamBenchFigures(
+            api_single_rps=2_000,
+            api_single_baseline_per_s=100_000,
+            api_batch_surveys_per_s=30_000,
+            api_batch_baseline_per_s=150_000,
+            firehose_load_records_per_s=120_000,
+            freshness_p50_s=6,
+            freshness_p95_s=11,
+            cycle_s_small_history=small,
+            cycle_s_large_history=large,
+            full_build_s_small_history=10,
+            full_build_s_large_history=90,
+            small_history=100_000,
+            large_history=5_000_000,
+        )
+
+    flat = figures(4.0, 6.0)
+    assert all(met for *_, met in flat.checks())
+    assert flat.as_dict()["cycle_ratio"] == 1.5
+    growing = figures(4.0, 20.0)
+    assert [m for m, _, _, met in growing.checks() if not met] == ["cycle cost, 50× the history"]
