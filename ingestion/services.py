@@ -67,10 +67,11 @@ def running_api(data_dir: Path, *, buffer_interval_s: float = 1.0) -> Iterator[s
 
 @contextmanager
 def running_stream(data_dir: Path, *, interval_s: float = 5.0) -> Iterator[subprocess.Popen[str]]:
-    """Run `contrail stream run` in the background, its output passed through."""
+    """Run `contrail stream run` in the background, its cycle lines passed through to stderr
+    (stdout stays clean for `contrail bench --stream --json`)."""
     env = {**os.environ, "CONTRAIL_DATA_DIR": str(data_dir)}
     process = subprocess.Popen(
-        _cli("stream", "run", "--interval", str(interval_s)), env=env, text=True
+        _cli("stream", "run", "--interval", str(interval_s)), env=env, text=True, stdout=sys.stderr
     )
     try:
         yield process
