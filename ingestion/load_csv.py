@@ -14,7 +14,6 @@ warehouse.
 from __future__ import annotations
 
 import contextlib
-import io
 import mmap
 import multiprocessing
 import os
@@ -27,13 +26,10 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle, send_handle
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from ingestion.config import TARGETS, Settings
 from ingestion.enrich import enrich
@@ -43,21 +39,18 @@ from ingestion.reader import BlockReader, check_file, fingerprint, parse_header
 from ingestion.schema import (
     ENRICHMENT_COLUMNS,
     LOAD_AUDIT,
-    LOAD_AUDIT_COLUMNS,
     QUARANTINE,
     QUARANTINE_COLUMNS,
     SURVEY_COLUMNS,
     SURVEY_RESPONSES,
     SURVEY_RESPONSES_COLUMNS,
 )
+from ingestion.sinks import DuckDBWriter, PostgresWriter
 from ingestion.validate import ARROW_TYPES, BadRow, BlockParser, ParsedBlock
-from ingestion.warehouse import connect_duckdb, connect_postgres, ensure_raw_tables
 
 SOURCE_KIND = "csv"
 # Bad-row examples a rejection message shows.
 EXAMPLES = 5
-# DuckDB's memory during a load (its buffer cache would otherwise grow with the file).
-DUCKDB_MEMORY_LIMIT = "512MB"
 # First guess of bytes per line, before the first block tells.
 GUESS_LINE_BYTES = 128
 # The first block is this share of ``chunk_rows``, and each next one twice the size up to
@@ -142,42 +135,33 @@ def _quarantine_table(batch: _Batch, rows: list[BadRow]) -> pa.Table:
     return pa.table([columns[name] for name, _ in QUARANTINE_COLUMNS], names=list(columns))
 
 
-class _DuckDBSink:
-    def __init__(self, settings: Settings) -> None:
-        self.conn = connect_duckdb(settings.warehouse_path)
-        ensure_raw_tables(self.conn)
-        # One insert thread: the other core parses and enriches the next block meanwhile.
-        # Measured on 2 cores, two insert threads were slower end to end, since their row
-        # groups were rewritten at the closing checkpoint.
-        self._run("set threads = 1")
-        # Written blocks stay cached up to the memory limit (80% of RAM by default); a load
-        # streams, so it needs little. This keeps a 10M-row load's peak RSS well under 2 GB.
-        self._run(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+class _CsvSink:
+    """What both warehouses do the same way for a CSV batch (keyed by the file's sha256)."""
 
-    def begin(self, batch_id: str) -> None:
-        self.conn.begin()
+    # Mixed in before a writer of ingestion.sinks, which provides PARAM, run() and insert().
 
     def loaded_before(self, sha256: str) -> bool:
-        rows = self._run(
+        rows = self.run(
             f"select count(*) from {LOAD_AUDIT.qualified} "
-            "where file_sha256 = ? and status in ('loaded', 'replaced')",
+            f"where file_sha256 = {self.PARAM} and status in ('loaded', 'replaced')",
             [sha256],
         )
         return bool(rows[0][0])
 
-    def _run(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        """Execute and drain the result (DuckDB wants it drained before the next statement)."""
-        return self.conn.execute(sql, params or []).fetchall()
-
     def delete_batch(self, sha256: str) -> None:
         for table in (SURVEY_RESPONSES, QUARANTINE, LOAD_AUDIT):
-            self._run(f"delete from {table.qualified} where file_sha256 = ?", [sha256])
+            self.run(f"delete from {table.qualified} where file_sha256 = {self.PARAM}", [sha256])
 
-    # Arrow tables reach DuckDB by replacement scan (a local variable named in the SQL), not by
-    # conn.register(): a view registered inside a transaction is kept, with its data, until
-    # the transaction ends, so a long load would hold every block in memory.
+    def insert_quarantine(self, batch: _Batch, rows: list[BadRow]) -> None:
+        self.insert(QUARANTINE.qualified, _quarantine_table(batch, rows))
+
+
+class _DuckDBSink(_CsvSink, DuckDBWriter):
+    def start(self, batch_id: str) -> None:
+        self.begin()
 
     def insert_rows(self, batch: _Batch, body: pa.Table) -> None:
+        # Load metadata as bound parameters: cheaper than constant Arrow columns.
         columns = ", ".join(_ROW_NAMES)
         selected = ", ".join(["?", "?", "source_line", "?", "?", *_BODY_NAMES[1:]])
         contrail_rows = body  # noqa: F841 (read by DuckDB by name, from this frame)
@@ -187,61 +171,11 @@ class _DuckDBSink:
             [batch.batch_id, batch.source_file, batch.sha256, batch.loaded_at],
         ).fetchall()
 
-    def insert_quarantine(self, batch: _Batch, rows: list[BadRow]) -> None:
-        contrail_quarantine = _quarantine_table(batch, rows)  # noqa: F841 (read by DuckDB)
-        self.conn.execute(
-            f"insert into {QUARANTINE.qualified} select * from contrail_quarantine"
-        ).fetchall()
 
-    def insert_audit(self, row: dict[str, Any]) -> None:
-        names = [name for name, _ in LOAD_AUDIT_COLUMNS]
-        self._run(
-            f"insert into {LOAD_AUDIT.qualified} ({', '.join(names)}) "
-            f"values ({', '.join('?' for _ in names)})",
-            [row[name] for name in names],
-        )
-
-    def commit(self) -> None:
-        self.conn.commit()
-
-    def rollback(self) -> None:
-        with contextlib.suppress(duckdb.Error):  # no transaction open
-            self.conn.rollback()
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class _PostgresSink:
-    def __init__(self, settings: Settings) -> None:
-        self.conn = connect_postgres(settings.postgres)
-        ensure_raw_tables(self.conn)
-        self.cur = self.conn.cursor()
-
-    def begin(self, batch_id: str) -> None:
+class _PostgresSink(_CsvSink, PostgresWriter):
+    def start(self, batch_id: str) -> None:
         # psycopg2 opens the transaction; a lock per batch keeps two loads of one file apart.
-        self.cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", [batch_id])
-
-    def loaded_before(self, sha256: str) -> bool:
-        self.cur.execute(
-            f"select count(*) from {LOAD_AUDIT.qualified} "
-            "where file_sha256 = %s and status in ('loaded', 'replaced')",
-            [sha256],
-        )
-        return bool(self.cur.fetchone()[0])
-
-    def delete_batch(self, sha256: str) -> None:
-        for table in (SURVEY_RESPONSES, QUARANTINE, LOAD_AUDIT):
-            self.cur.execute(f"delete from {table.qualified} where file_sha256 = %s", [sha256])
-
-    def _copy(self, table_name: str, table: pa.Table) -> None:
-        buffer = io.BytesIO()
-        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
-        buffer.seek(0)
-        columns = ", ".join(table.column_names)
-        self.cur.copy_expert(
-            f"copy {table_name} ({columns}) from stdin with (format csv)", buffer, size=1 << 20
-        )
+        self.run("select pg_advisory_xact_lock(hashtextextended(%s, 0))", [batch_id])
 
     def insert_rows(self, batch: _Batch, body: pa.Table) -> None:
         n = body.num_rows
@@ -258,27 +192,7 @@ class _PostgresSink:
             "loaded_at": constant(batch.loaded_at, pa.timestamp("us")),
         }
         arrays = [metadata[n] if n in metadata else body.column(n) for n in _ROW_NAMES]
-        self._copy(SURVEY_RESPONSES.qualified, pa.table(arrays, names=_ROW_NAMES))
-
-    def insert_quarantine(self, batch: _Batch, rows: list[BadRow]) -> None:
-        self._copy(QUARANTINE.qualified, _quarantine_table(batch, rows))
-
-    def insert_audit(self, row: dict[str, Any]) -> None:
-        names = [name for name, _ in LOAD_AUDIT_COLUMNS]
-        self.cur.execute(
-            f"insert into {LOAD_AUDIT.qualified} ({', '.join(names)}) "
-            f"values ({', '.join('%s' for _ in names)})",
-            [row[name] for name in names],
-        )
-
-    def commit(self) -> None:
-        self.conn.commit()
-
-    def rollback(self) -> None:
-        self.conn.rollback()
-
-    def close(self) -> None:
-        self.conn.close()
+        self.insert(SURVEY_RESPONSES.qualified, pa.table(arrays, names=_ROW_NAMES))
 
 
 def _open_sink(target: str, settings: Settings) -> _DuckDBSink | _PostgresSink:
@@ -606,7 +520,7 @@ def load_csv(
 
         sink = _open_sink(target, settings)
         try:
-            sink.begin(batch.batch_id)
+            sink.start(batch.batch_id)
             replacing = sink.loaded_before(batch.sha256)
             if replacing and not force:
                 sink.rollback()
@@ -654,7 +568,7 @@ def load_csv(
                     source, bad, rows_in_file, settings.max_bad_share, reasons, examples
                 )
                 sink.rollback()
-                sink.begin(batch.batch_id)
+                sink.start(batch.batch_id)
                 sink.insert_audit(
                     {
                         **audit,

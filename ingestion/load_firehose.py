@@ -43,7 +43,6 @@ Every object reconciles: records received = records loaded + records quarantined
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -60,11 +59,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 from pydantic import ValidationError
 
@@ -75,15 +72,14 @@ from ingestion.events import EventEnvelope
 from ingestion.schema import (
     ENRICHMENT_COLUMNS,
     LOAD_AUDIT,
-    LOAD_AUDIT_COLUMNS,
     QUARANTINE,
     QUARANTINE_COLUMNS,
     SURVEY_COLUMNS,
     SURVEY_EVENTS,
     SURVEY_EVENTS_COLUMNS,
 )
+from ingestion.sinks import DuckDBWriter, PostgresWriter
 from ingestion.validate import raw_text
-from ingestion.warehouse import connect_duckdb, connect_postgres, ensure_raw_tables
 
 if TYPE_CHECKING:
     from ingestion.firehose import Destination
@@ -95,7 +91,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 RESYNC = '{"event_id"'
 # Longest raw_text kept for a quarantined record (a truncated record can run to the object's end).
 MAX_RAW_TEXT = 64 * 1024
-DUCKDB_MEMORY_LIMIT = "512MB"
 # Records per transaction: a group of objects commits once it holds this many. At least one
 # DuckDB row group (122,880 rows), so that the group's rows bypass the write-ahead log.
 GROUP_RECORDS = 131_072
@@ -798,122 +793,33 @@ _DONE = (
 )
 
 
-# Database-wide DuckDB settings for a load, restored when it ends (to the precision DuckDB
-# reports them: 0.1 of a unit for the memory limit), since another connection of this process
-# (dbt, in-process) may share the database instance.
-_DUCKDB_SETTINGS = {
-    # One insert thread: the other core prepares the next objects meanwhile (measured: 7 ms
-    # per 6,700-record insert with one thread, 13 ms with two).
-    "threads": "1",
-    # A load streams; DuckDB's buffer cache would otherwise grow to 80% of RAM.
-    "memory_limit": DUCKDB_MEMORY_LIMIT,
-}
+class _FirehoseSink:
+    """What both warehouses do the same way for delivery objects (keyed by object key)."""
 
-
-class _DuckDBSink:
-    def __init__(self, settings: Settings) -> None:
-        self.conn = connect_duckdb(settings.warehouse_path)
-        ensure_raw_tables(self.conn)
-        self._before = {
-            name: self.conn.execute("select current_setting(?)", [name]).fetchall()[0][0]
-            for name in _DUCKDB_SETTINGS
-        }
-        for name, value in _DUCKDB_SETTINGS.items():
-            self.conn.execute(f"set {name} = '{value}'").fetchall()
+    # Mixed in before a writer of ingestion.sinks, which provides PARAM, run() and insert().
 
     def done(self) -> list[tuple[str, str]]:
-        return [tuple(row) for row in self.conn.execute(_DONE).fetchall()]
+        return [tuple(row) for row in self.run(_DONE)]
 
-    def begin(self) -> None:
-        self.conn.begin()
+    def key_recorded(self, key: str) -> bool:
+        return bool(self.run(_DONE + f" and source_file = {self.PARAM}", [key]))
 
+
+class _DuckDBSink(_FirehoseSink, DuckDBWriter):
     def lock(self, batch_id: str) -> None:
         """Nothing to do: DuckDB has one writing process, and this load is its only writer."""
 
-    def key_recorded(self, key: str) -> bool:
-        sql = _DONE + " and source_file = ?"
-        return bool(self.conn.execute(sql, [key]).fetchall())
 
-    def insert(self, table_name: str, table: pa.Table) -> None:
-        contrail_rows = table  # noqa: F841 (read by DuckDB by name, from this frame)
-        columns = ", ".join(table.column_names)
-        self.conn.execute(
-            f"insert into {table_name} ({columns}) select {columns} from contrail_rows"
-        ).fetchall()
-
-    def insert_audit(self, row: dict[str, Any]) -> None:
-        names = [name for name, _ in LOAD_AUDIT_COLUMNS]
-        self.conn.execute(
-            f"insert into {LOAD_AUDIT.qualified} ({', '.join(names)}) "
-            f"values ({', '.join('?' for _ in names)})",
-            [row[name] for name in names],
-        ).fetchall()
-
-    def commit(self) -> None:
-        self.conn.commit()
-
-    def rollback(self) -> None:
-        with contextlib.suppress(duckdb.Error):  # no transaction open
-            self.conn.rollback()
-
-    def close(self) -> None:
-        try:
-            with contextlib.suppress(duckdb.Error):
-                for name, value in self._before.items():
-                    self.conn.execute(f"set {name} = '{value}'").fetchall()
-        finally:
-            self.conn.close()
-
-
-class _PostgresSink:
-    def __init__(self, settings: Settings) -> None:
-        self.conn = connect_postgres(settings.postgres)
-        ensure_raw_tables(self.conn)
-        self.cur = self.conn.cursor()
-
+class _PostgresSink(_FirehoseSink, PostgresWriter):
     def done(self) -> list[tuple[str, str]]:
-        self.cur.execute(_DONE)
-        rows = [tuple(row) for row in self.cur.fetchall()]
+        rows = super().done()
         self.conn.commit()
         return rows
-
-    def begin(self) -> None:
-        """Nothing to do: psycopg2 opens the transaction with its first statement."""
 
     def lock(self, batch_id: str) -> None:
         # A lock per object keeps two loaders from landing the same object. Both take their
         # objects' locks in key order, so two groups never wait on each other in a cycle.
-        self.cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", [batch_id])
-
-    def key_recorded(self, key: str) -> bool:
-        self.cur.execute(_DONE + " and source_file = %s", [key])
-        return bool(self.cur.fetchall())
-
-    def insert(self, table_name: str, table: pa.Table) -> None:
-        buffer = io.BytesIO()
-        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
-        buffer.seek(0)
-        columns = ", ".join(table.column_names)
-        self.cur.copy_expert(
-            f"copy {table_name} ({columns}) from stdin with (format csv)", buffer, size=1 << 20
-        )
-
-    def insert_audit(self, row: dict[str, Any]) -> None:
-        names = [name for name, _ in LOAD_AUDIT_COLUMNS]
-        self.cur.execute(
-            f"insert into {LOAD_AUDIT.qualified} ({', '.join(names)}) "
-            f"values ({', '.join('%s' for _ in names)})",
-            [row[name] for name in names],
-        )
-
-    def commit(self) -> None:
-        self.conn.commit()
-
-    def rollback(self) -> None:
-        self.conn.rollback()
-
-    def close(self) -> None:
-        self.conn.close()
+        self.run("select pg_advisory_xact_lock(hashtextextended(%s, 0))", [batch_id])
 
 
 # --- preparing objects ahead of the insert ----------------------------------------------------
