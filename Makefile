@@ -16,7 +16,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 export CONTRAIL_PG_PORT ?= 54329
 
-.PHONY: help install run pipeline test lint format bench bench-stream stream-demo postgres-start postgres-stop clean
+.PHONY: help install run pipeline dashboard test lint format bench bench-stream stream-demo postgres-start postgres-stop chromium clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,11 +31,14 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.installed ## Create .venv from uv.lock (bytecode precompiled)
 
-run: install ## Run the whole pipeline on the embedded DuckDB warehouse and print the headline numbers
+run: install ## Run the whole pipeline on the embedded DuckDB warehouse, then serve the dashboards on 127.0.0.1:8501
 	$(CONTRAIL) run
 
 pipeline: install ## The same as `make run`, never serving; always exits
 	$(CONTRAIL) run --no-serve
+
+dashboard: install ## Serve the dashboards alone over the published snapshot (127.0.0.1:8501)
+	$(CONTRAIL) dashboard
 
 postgres-start: ## Start the project PostgreSQL server on 127.0.0.1:$(CONTRAIL_PG_PORT)
 	scripts/postgres.sh start
@@ -51,7 +54,18 @@ format: install ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install lint postgres-start ## Lint, then every test (DuckDB, PostgreSQL, dbt, real data when present)
+chromium: ## Install Debian's chromium for the browser tests when it is missing (needs root)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "chromium missing: installing Debian's chromium package for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || { echo "could not install chromium"; [ -z "$$CI" ] || exit 1; }; \
+	  else \
+	    echo "not root: run 'sudo apt-get install chromium'; the browser tests skip without it"; \
+	    [ -z "$$CI" ] || exit 1; \
+	  fi; }
+
+test: install lint postgres-start chromium ## Lint, then every test (DuckDB, PostgreSQL, dbt, browser, real data when present)
 	$(VENV)/bin/pytest
 
 bench: install ## Benchmarks: generate, enrich vs naive baseline, load, dbt build, pipeline

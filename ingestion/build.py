@@ -68,7 +68,7 @@ def prepare_profiles(settings: Settings) -> Path:
 def dbt_args(command: str, settings: Settings, target: str, extra: Sequence[str] = ()) -> list[str]:
     """The argument list for one dbt command on our project, with paths under the data directory."""
     return [
-        command,
+        *command.split(),
         "--project-dir",
         str(settings.repo_root),
         "--profiles-dir",
@@ -76,7 +76,7 @@ def dbt_args(command: str, settings: Settings, target: str, extra: Sequence[str]
         "--target",
         target,
         "--target-path",
-        str(settings.data_dir / "dbt" / "target"),
+        str(settings.dbt_target_dir),
         "--log-path",
         str(settings.data_dir / "dbt" / "logs"),
         *extra,

@@ -391,7 +391,32 @@ def run(
     headline = read_headline(settings, target=target)
     _print_headline(headline, result.seconds)
     if not no_serve:
-        out.print("[dim]No dashboard to serve yet; the pipeline is done.[/dim]")
+        _serve_dashboard(settings, "127.0.0.1", 8501)
+
+
+def _serve_dashboard(settings: Settings, host: str, port: int) -> None:
+    from dashboards.serve import serve_dashboard, url
+
+    out.print(
+        f"Dashboards: [bold]{url(host, port)}[/bold] (Ctrl+C stops the server)", soft_wrap=True
+    )
+    status = serve_dashboard(settings, host=host, port=port)
+    if status not in (0, -2, -15):
+        raise ContrailError(f"the dashboard server exited with status {status}")
+
+
+@app.command("dashboard")
+def dashboard_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8501,
+) -> None:
+    """Serve the dashboards (Streamlit) over the published snapshot until interrupted.
+
+    Pages read data/serving/warehouse.duckdb read-only, never the file dbt writes, so builds
+    and stream cycles can run while they are open; each interaction sees the newest snapshot.
+    Without a snapshot the pages say how to build one (`contrail run`).
+    """
+    _serve_dashboard(_settings(), host, port)
 
 
 def _print_headline(headline: object, seconds: dict[str, float]) -> None:

@@ -86,6 +86,16 @@ class Settings:
         return self.data_dir / "serving" / "warehouse.duckdb"
 
     @property
+    def serving_artifacts_dir(self) -> Path:
+        """dbt artifacts of each published snapshot, one folder per publish id."""
+        return self.data_dir / "serving" / "artifacts"
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        """Where dbt writes manifest.json and run_results.json."""
+        return self.data_dir / "dbt" / "target"
+
+    @property
     def generated_dir(self) -> Path:
         return self.data_dir / "generated"
 

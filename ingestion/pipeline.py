@@ -46,7 +46,13 @@ def build(
             "Nothing was published; the previous snapshot is unchanged. "
             f"Details: {settings.data_dir / 'dbt' / 'logs' / 'dbt.log'}"
         )
-    snapshot = publish(settings) if target == "duckdb" else None
+    if target == "duckdb":
+        with reporter.step("dbt source freshness", None, unit="sources"):
+            # Warn-only checks, recorded in sources.json for the dashboards; never fail a build.
+            invoke_dbt("source freshness", settings, target=target)
+        snapshot = publish(settings)
+    else:
+        snapshot = None
     return BuildOutcome(result, snapshot)
 
 
