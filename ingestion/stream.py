@@ -480,7 +480,9 @@ def _choose_build(session: StreamSession, loaded_something: bool) -> tuple[str, 
     if session.dbt.model_relations() - session.warehouse.relations():
         return "full", ["--exclude", "resource_type:unit_test"]
     if loaded_something or session.needs_build:
-        return "stream", ["--selector", SELECTOR]
+        # stream_cycle: data tests on incremental models check the batch's window (see
+        # dbt_project/macros/cycle_window.sql), so the cycle's cost follows the batch.
+        return "stream", ["--selector", SELECTOR, "--vars", '{"stream_cycle": true}']
     if session.refresh_health and _health_lags(session.warehouse):
         return "health", ["--select", HEALTH_MODEL]
     return "none", []

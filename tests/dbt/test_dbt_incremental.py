@@ -254,6 +254,10 @@ def scratch(
         yield project("postgres", tmp_path, monkeypatch, postgres=pg)
 
 
+# What `contrail stream run` passes: data tests on incremental models check the window.
+CYCLE_VARS = '{"stream_cycle": true}'
+
+
 def test_incremental_steps_match_a_full_refresh(scratch: Project) -> None:
     warehouse = scratch.warehouse
     for n, batches in enumerate(STEPS):
@@ -261,11 +265,14 @@ def test_incremental_steps_match_a_full_refresh(scratch: Project) -> None:
         if n == 0:  # seeds and models; the data tests run with the last step
             scratch.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
         elif n < len(STEPS) - 1:
-            scratch.dbt("run", "--selector", "stream_cycle")
+            scratch.dbt("run", "--selector", "stream_cycle", "--vars", CYCLE_VARS)
         else:
-            result = scratch.dbt("build", "--selector", "stream_cycle")
+            result = scratch.dbt("build", "--selector", "stream_cycle", "--vars", CYCLE_VARS)
             assert status(result, "model.contrail.fct_service_ratings") == "success"
-            assert status(result, "test.contrail.assert_rows_reconcile_raw_to_fct") == "pass"
+            assert status(result, "test.contrail.assert_recent_surveys_reach_fct") == "pass"
+            assert not [o for o in result.outcomes if "assert_rows_reconcile" in o.unique_id], (
+                "the whole-table reconciliation is for full builds only"
+            )
         assert actual(warehouse) == expected(STEPS[: n + 1]), f"after step {n}"
 
     surveys, ratings = actual(warehouse)
@@ -285,6 +292,8 @@ def test_incremental_steps_match_a_full_refresh(scratch: Project) -> None:
     assert rebuilt.keys() == incremental.keys()
     differing = [name for name in incremental if incremental[name] != rebuilt[name]]
     assert differing == []
+    result = scratch.dbt("test", "--select", "assert_rows_reconcile_raw_to_fct")
+    assert status(result, "test.contrail.assert_rows_reconcile_raw_to_fct") == "pass"
 
 
 def test_lookback_window_bounds_what_an_incremental_run_reprocesses(
@@ -324,3 +333,49 @@ def test_lookback_window_bounds_what_an_incremental_run_reprocesses(
     assert {r["survey_id"]: r["age"] for r in surveys} == {
         sid: age for sid, (_, age, _) in expected_surveys.items()
     }
+
+
+def test_cycle_tests_check_the_window_and_still_catch_repeated_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With var stream_cycle, row-by-row tests read the lookback window only, and `unique`
+    still fails when a row in the window repeats the key of a row outside it."""
+    scratch = project("duckdb", tmp_path, monkeypatch)
+    newest = T0 + timedelta(hours=5)
+    batches: list[Batch] = [
+        (SURVEY_RESPONSES, "csv-a", T0, [batch_row(f"B{n}", 30 + n, ALL_RATINGS) for n in (1, 2)]),
+        (SURVEY_EVENTS, "firehose-1", newest, [event_row("e1", "S1", 40, {}, newest)]),
+    ]
+    scratch.warehouse.load_raw(raw_rows(batches))
+    scratch.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    fct = "marts.fct_survey_responses"
+    conn = scratch.warehouse.connect()
+    try:
+        # An old row (landed 5 hours before the newest) breaks a row-by-row rule.
+        conn.execute(f"update {fct} set channel = null where survey_id = 'B1'")
+    finally:
+        conn.close()
+
+    def run_tests(*args: str) -> dict[str, str]:
+        result = invoke_dbt(
+            "test", scratch.settings, extra=["--select", "fct_survey_responses", *args]
+        )
+        return {o.unique_id.split(".")[2]: o.status for o in result.outcomes}
+
+    cycle = run_tests("--vars", CYCLE_VARS)
+    full = run_tests()
+    not_null_channel = "not_null_fct_survey_responses_channel"
+    assert cycle[not_null_channel] == "pass", "the broken row lies outside the window"
+    assert full[not_null_channel] == "fail"
+
+    conn = scratch.warehouse.connect()
+    try:
+        # A row in the window that repeats the key of the old row B2.
+        conn.execute(
+            f"insert into {fct} select * replace ('{newest}'::timestamp as loaded_at) "
+            f"from {fct} where survey_id = 'B2'"
+        )
+    finally:
+        conn.close()
+    cycle = run_tests("--vars", CYCLE_VARS)
+    assert cycle["unique_fct_survey_responses_survey_id"] == "fail"

@@ -3,6 +3,7 @@
     unique_key='survey_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    meta={'cycle_window_column': 'loaded_at'},
     indexes=[{'columns': ['survey_id']}] if target.type == 'postgres' else [],
     pre_hook="{{ delete_ratings_of_unrated_copies() }}"
 ) }}

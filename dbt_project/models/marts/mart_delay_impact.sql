@@ -28,13 +28,24 @@ grid as (
     cross join bands
 ),
 
+-- The surveys are read once, into at most one row per pair of bands, and rolled up from there.
+band_pairs as (
+    select
+        departure_delay_band,
+        arrival_delay_band,
+        count(*) as responses,
+        sum(case when is_satisfied then 1 else 0 end) as satisfied
+    from surveys
+    group by departure_delay_band, arrival_delay_band
+),
+
 counts as (
     select
         'departure' as delay_type,
         departure_delay_band as delay_band,
-        count(*) as responses,
-        sum(case when is_satisfied then 1 else 0 end) as satisfied
-    from surveys
+        sum(responses) as responses,
+        sum(satisfied) as satisfied
+    from band_pairs
     group by departure_delay_band
 
     union all
@@ -42,9 +53,9 @@ counts as (
     select
         'arrival' as delay_type,
         arrival_delay_band as delay_band,
-        count(*) as responses,
-        sum(case when is_satisfied then 1 else 0 end) as satisfied
-    from surveys
+        sum(responses) as responses,
+        sum(satisfied) as satisfied
+    from band_pairs
     group by arrival_delay_band
 ),
 

@@ -11,24 +11,39 @@ surveys as (
     select * from {{ ref('fct_survey_responses') }}
 ),
 
+-- The surveys are read once, into one row per combination of segments, and rolled up from there.
+combinations as (
+    select
+        {%- for column in segment_columns %}
+        coalesce({{ column }}, 'unknown') as {{ column }},
+        {%- endfor %}
+        count(*) as responses,
+        sum(case when is_satisfied then 1 else 0 end) as satisfied
+    from surveys
+    group by
+        {%- for column in segment_columns %}
+        coalesce({{ column }}, 'unknown'){{ ',' if not loop.last }}
+        {%- endfor %}
+),
+
 segments as (
     select
         'overall' as segment_type,
         'all' as segment_value,
-        count(*) as responses,
-        sum(case when is_satisfied then 1 else 0 end) as satisfied
-    from surveys
+        coalesce(sum(responses), 0) as responses,
+        coalesce(sum(satisfied), 0) as satisfied
+    from combinations
     {%- for column in segment_columns %}
 
     union all
 
     select
         '{{ column }}' as segment_type,
-        coalesce({{ column }}, 'unknown') as segment_value,
-        count(*) as responses,
-        sum(case when is_satisfied then 1 else 0 end) as satisfied
-    from surveys
-    group by coalesce({{ column }}, 'unknown')
+        {{ column }} as segment_value,
+        sum(responses) as responses,
+        sum(satisfied) as satisfied
+    from combinations
+    group by {{ column }}
     {%- endfor %}
 ),
 

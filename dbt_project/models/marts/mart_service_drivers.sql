@@ -1,5 +1,5 @@
 {#
-    Grain: one row per service. Importance-performance analysis of the services:
+    Grain: one row per service some survey was asked about. Importance-performance analysis:
     performance is the mean rating (not-applicable answers excluded), importance is the
     satisfaction rate among ratings 4-5 minus the rate among ratings 1-2. See the docs block
     mart_service_drivers for the quadrant rule.
@@ -7,27 +7,56 @@
 
 with
 
-ratings as (
-    select * from {{ ref('fct_service_ratings') }}
+surveys as (
+    select * from {{ ref('fct_survey_responses') }}
 ),
 
 services as (
     {{ rating_services_relation() }}
 ),
 
-per_service as (
+-- One pass over the surveys, every service's counts side by side: the wide fact is read once,
+-- where grouping fct_service_ratings would read fifteen rows a survey.
+totals as (
     select
-        service,
-        count(*) as responses,
-        sum(case when rating is not null then 1 else 0 end) as rated,
-        sum(case when is_not_applicable then 1 else 0 end) as not_applicable,
-        avg(cast(rating as double precision)) as mean_rating,
-        sum(case when rating >= 4 then 1 else 0 end) as high_ratings,
-        sum(case when rating >= 4 and is_satisfied then 1 else 0 end) as high_satisfied,
-        sum(case when rating <= 2 then 1 else 0 end) as low_ratings,
-        sum(case when rating <= 2 and is_satisfied then 1 else 0 end) as low_satisfied
-    from ratings
-    group by service
+        {%- for service in rating_services() %}
+        {%- set rating = service.name ~ '_rating' %}
+        {%- set not_applicable = service.name ~ '_is_not_applicable' %}
+        count({{ not_applicable }}) as {{ service.name }}__responses,
+        sum(case when {{ rating }} is not null then 1 else 0 end) as {{ service.name }}__rated,
+        sum(case when {{ not_applicable }} then 1 else 0 end)
+            as {{ service.name }}__not_applicable,
+        sum(cast({{ rating }} as double precision)) as {{ service.name }}__rating_sum,
+        sum(case when {{ rating }} >= 4 then 1 else 0 end) as {{ service.name }}__high_ratings,
+        sum(case when {{ rating }} >= 4 and is_satisfied then 1 else 0 end)
+            as {{ service.name }}__high_satisfied,
+        sum(case when {{ rating }} <= 2 then 1 else 0 end) as {{ service.name }}__low_ratings,
+        sum(case when {{ rating }} <= 2 and is_satisfied then 1 else 0 end)
+            as {{ service.name }}__low_satisfied{{ ',' if not loop.last }}
+        {%- endfor %}
+    from surveys
+),
+
+-- One row per service a survey was asked about (a null flag means its layout did not ask).
+per_service as (
+    {%- for service in rating_services() %}
+    select
+        '{{ service.name }}' as service,
+        {{ service.name }}__responses as responses,
+        {{ service.name }}__rated as rated,
+        {{ service.name }}__not_applicable as not_applicable,
+        {{ service.name }}__rating_sum / nullif({{ service.name }}__rated, 0) as mean_rating,
+        {{ service.name }}__high_ratings as high_ratings,
+        {{ service.name }}__high_satisfied as high_satisfied,
+        {{ service.name }}__low_ratings as low_ratings,
+        {{ service.name }}__low_satisfied as low_satisfied
+    from totals
+    where {{ service.name }}__responses > 0
+    {%- if not loop.last %}
+
+    union all
+    {%- endif %}
+    {%- endfor %}
 ),
 
 labelled as (

@@ -12,20 +12,29 @@ source as (
     select * from {{ source('raw', 'survey_events') }}
 ),
 
--- Firehose delivers at least once: keep the first landed copy of each event.
-ranked as (
-    select
-        source.*,
-        row_number() over (
-            partition by event_id
-            order by loaded_at, batch_id, source_line
-        ) as copy_rank
-    from source
-),
-
+-- Firehose delivers at least once: keep the first landed copy of each event (ordered by
+-- loaded_at, batch_id, source_line). Written as an anti-join rather than a window over every
+-- event, so a filter on loaded_at (the incremental models' lookback) reaches the scan.
 events as (
-    select * from ranked
-    where copy_rank = 1
+    select source.*
+    from source
+    where not exists (
+        select 1
+        from source as earlier
+        where earlier.event_id = source.event_id
+            and (
+                earlier.loaded_at < source.loaded_at
+                or (
+                    earlier.loaded_at = source.loaded_at
+                    and earlier.batch_id < source.batch_id
+                )
+                or (
+                    earlier.loaded_at = source.loaded_at
+                    and earlier.batch_id = source.batch_id
+                    and earlier.source_line < source.source_line
+                )
+            )
+    )
 ),
 
 renamed as (

@@ -1,0 +1,86 @@
+{#
+    Data tests in a stream micro-batch check the rows that batch could have changed, not the
+    whole history, so a cycle's cost follows the batch. dbt passes every generic test's model
+    through get_where_subquery; this override adds a window when all of these hold:
+
+    - the build runs with var stream_cycle = true (contrail stream run sets it);
+    - the tested model names its window column in meta cycle_window_column (the incremental
+      models: their landing time), so the window is the model's own lookback window;
+    - the test is row by row (not_null, accepted_values, accepted_range, expression_is_true,
+      relationships: the model's side) or a uniqueness test (unique,
+      unique_combination_of_columns).
+
+    Row-by-row tests read the rows in the window. unique reads every row whose key occurs in
+    the window, wherever in the history the other copy lies, so a new row duplicating an old
+    one still fails. unique_combination_of_columns (fct_service_ratings, fifteen rows a survey)
+    checks the window's rows among themselves: probing every rating for the window's keys
+    would cost a scan of the whole history; the delete+insert on survey_id is what keeps a
+    newer copy from adding to an older one, and full builds check the whole table. Every
+    other test sees whole tables; the whole-table reconciliations are tagged full_build_only
+    and the cycle runs assert_recent_surveys_reach_fct instead.
+#}
+{% macro get_where_subquery(relation) -%}
+    {%- set predicates = [] -%}
+    {%- set where = config.get('where') -%}
+    {%- if where -%}
+        {%- do predicates.append('(' ~ where ~ ')') -%}
+    {%- endif -%}
+    {%- set window = cycle_window_predicate(relation) -%}
+    {%- if window -%}
+        {%- do predicates.append(window) -%}
+    {%- endif -%}
+    {%- if predicates -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ predicates | join(' and ') }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- endif -%}
+    {%- do return(relation) -%}
+{%- endmacro %}
+
+
+{# The window predicate for the test being compiled on relation, or none. #}
+{% macro cycle_window_predicate(relation) -%}
+    {%- if not var('stream_cycle', false) or not execute -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- set column = cycle_window_column(relation) -%}
+    {%- set metadata = model.get('test_metadata') or {} -%}
+    {%- if not column or not metadata -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- set kwargs = metadata.get('kwargs', {}) -%}
+    {%- set cutoff = lookback_cutoff(column, relation) -%}
+    {%- set row_by_row = (
+        'not_null', 'accepted_values', 'accepted_range', 'expression_is_true', 'relationships',
+        'unique_combination_of_columns'
+    ) -%}
+    {%- if metadata.name in row_by_row -%}
+        {%- do return(column ~ ' >= ' ~ cutoff) -%}
+    {%- endif -%}
+    {%- set key = none -%}
+    {%- if metadata.name == 'unique' -%}
+        {%- set key = kwargs.get('column_name') -%}
+    {%- endif -%}
+    {%- if key -%}
+        {%- set recent_keys -%}
+            {{ key }} in (select {{ key }} from {{ relation }} where {{ column }} >= {{ cutoff }})
+        {%- endset -%}
+        {%- do return(recent_keys) -%}
+    {%- endif -%}
+    {%- do return(none) -%}
+{%- endmacro %}
+
+
+{# meta.cycle_window_column of the model stored in relation, or none. #}
+{% macro cycle_window_column(relation) -%}
+    {%- for node in graph.nodes.values() -%}
+        {%- if node.resource_type == 'model'
+            and (node.alias or node.name) | lower == relation.identifier | lower
+            and node.schema | lower == relation.schema | lower -%}
+            {%- set meta = node.config.get('meta') or node.get('meta') or {} -%}
+            {%- do return(meta.get('cycle_window_column')) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- do return(none) -%}
+{%- endmacro %}
