@@ -1,6 +1,6 @@
 """Serve the dashboards: Streamlit, headless, on 127.0.0.1, with no outside connections.
 
-Streamlit runs in its own process (``streamlit run dashboards/app.py``) with usage statistics
+Streamlit runs in its own process (``streamlit run dashboards/entry/app.py``) with usage statistics
 off, the file watcher off and the address pinned, so it never contacts outside hosts. The app
 finds the snapshot through ``CONTRAIL_DATA_DIR`` like every other Contrail command.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from ingestion.config import Settings
 from ingestion.errors import ContrailError
 
-APP = Path(__file__).with_name("app.py")
+APP = Path(__file__).parent / "entry" / "app.py"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8501
 
