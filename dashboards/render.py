@@ -10,6 +10,7 @@ period (``st.fragment(run_every=…)``), so it follows a running stream without 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ from dashboards.pages_spec import (
     PageError,
     select_options,
 )
-from dashboards.queries import compile_query, run_query
+from dashboards.queries import CompiledQuery, compile_query, run_query
 from dashboards.snapshot import SnapshotInfo, SnapshotMissing, snapshot_info
 from dashboards.trail import TrailRequest, render_trail
 from ingestion.config import Settings
@@ -61,6 +62,28 @@ def input_key(page: Page, name: str) -> str:
     return f"input_{page.url_path}_{name}"
 
 
+def _number_attrs(component: Component) -> tuple[dict[str, int | float], type]:
+    """A NumberInput's default/min/max/step as numbers, and whether they are whole (int)."""
+    numbers = {
+        k: float(component.attrs[k])
+        for k in ("default", "min", "max", "step")
+        if k in component.attrs
+    }
+    cast: type = int if all(v.is_integer() for v in numbers.values()) else float
+    return {k: cast(v) for k, v in numbers.items()}, cast
+
+
+def input_default(component: Component) -> Any:
+    """The value an input holds before the reader touches it."""
+    attrs = component.attrs
+    if component.kind == "TextInput":
+        return attrs.get("default", "").strip()
+    if component.kind == "NumberInput":
+        numbers, cast = _number_attrs(component)
+        return numbers.get("default", numbers.get("min", cast(0)))
+    return attrs.get("default", select_options(component)[0][0])
+
+
 def _render_input(page: Page, component: Component) -> Any:
     attrs = component.attrs
     key = input_key(page, attrs["name"])
@@ -74,15 +97,13 @@ def _render_input(page: Page, component: Component) -> Any:
         )
         return value.strip()
     if component.kind == "NumberInput":
-        numbers = {k: attrs[k] for k in ("default", "min", "max", "step") if k in attrs}
-        whole = all(float(v).is_integer() for v in numbers.values())
-        cast = int if whole else float
+        numbers, cast = _number_attrs(component)
         return st.number_input(
             attrs["label"],
-            value=cast(float(numbers.get("default", numbers.get("min", 0)))),
-            min_value=cast(float(numbers["min"])) if "min" in numbers else None,
-            max_value=cast(float(numbers["max"])) if "max" in numbers else None,
-            step=cast(float(numbers.get("step", 1))),
+            value=input_default(component),
+            min_value=numbers.get("min"),
+            max_value=numbers.get("max"),
+            step=numbers.get("step", cast(1)),
             help=attrs.get("help"),
             key=key,
         )
@@ -92,11 +113,27 @@ def _render_input(page: Page, component: Component) -> Any:
     return st.selectbox(
         attrs["label"],
         values,
-        index=values.index(attrs.get("default", values[0])),
+        index=values.index(input_default(component)),
         format_func=labels.get,
         help=attrs.get("help"),
         key=key,
     )
+
+
+def page_queries(
+    page: Page, filters: Filters, inputs: Mapping[str, Any] | None = None
+) -> list[CompiledQuery]:
+    """The queries a page runs for ``filters`` and ``inputs`` (defaults where not given), in
+    page order: a component waiting for an empty input (``when=``) runs none."""
+    values = {name: input_default(component) for name, component in page.inputs.items()}
+    values.update(inputs or {})
+    return [
+        compile_query(page, component.data, filters, values)
+        for component in page.components()
+        if component.data is not None
+        and not COMPONENTS[component.kind].is_input
+        and values.get(component.attrs.get("when", ""), "x") not in (None, "")
+    ]
 
 
 def _render_component(

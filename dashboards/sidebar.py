@@ -69,6 +69,13 @@ select
 """
 
 
+# The queries behind the filter choices, run on every page.
+OPTION_QUERIES = (
+    CompiledQuery("filter_options", _OPTIONS_SQL),
+    CompiledQuery("filter_places", _PLACES_SQL),
+)
+
+
 @dataclass(frozen=True)
 class FilterOptions:
     """What the filter widgets offer, read from the snapshot."""
@@ -95,8 +102,7 @@ def _as_list(value: Any) -> list[str]:
 
 def filter_options(settings: Settings, info: SnapshotInfo) -> FilterOptions:
     """The values the filters can take in this snapshot."""
-    surveys = run_query(settings, info, CompiledQuery("filter_options", _OPTIONS_SQL)).iloc[0]
-    places = run_query(settings, info, CompiledQuery("filter_places", _PLACES_SQL)).iloc[0]
+    surveys, places = (run_query(settings, info, query).iloc[0] for query in OPTION_QUERIES)
     return FilterOptions(
         first_date=_as_date(surveys["first_date"]),
         last_date=_as_date(surveys["last_date"]),
