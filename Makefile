@@ -16,7 +16,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 export CONTRAIL_PG_PORT ?= 54329
 
-.PHONY: help install run pipeline dashboard test lint format bench bench-stream stream-demo postgres-start postgres-stop chromium clean
+.PHONY: help install run pipeline dashboard test lint format bench bench-stream bench-dashboards stream-demo postgres-start postgres-stop chromium clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ stream-demo: install ## Start the API and the micro-batch runner, replay surveys
 
 bench-stream: install ## Stream benchmarks: API posts, delivery-object loader
 	$(CONTRAIL) bench --stream
+
+bench-dashboards: install ## Each dashboard page's first view at 1M surveys, against its queries alone
+	$(CONTRAIL) bench --dashboards
 
 clean: ## Remove generated data and the venv
 	-scripts/postgres.sh stop

@@ -443,8 +443,14 @@ def _print_headline(headline: object, seconds: dict[str, float]) -> None:
 @app.command()
 def bench(
     rows: Annotated[
-        int, typer.Option("--rows", help="Surveys to generate, enrich, load and build.")
-    ] = DEFAULT_ROWS,
+        int | None,
+        typer.Option(
+            "--rows",
+            help=f"Surveys to generate, enrich, load and build [default: {DEFAULT_ROWS:,}; "
+            "1,000,000 with --dashboards].",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the figures as JSON on stdout.")
     ] = False,
@@ -452,18 +458,35 @@ def bench(
         bool,
         typer.Option("--stream", help="Benchmark the stream path (API, delivery loader) instead."),
     ] = False,
+    dashboards: Annotated[
+        bool,
+        typer.Option(
+            "--dashboards",
+            help="Time every dashboard page's first view on a snapshot of --rows surveys, "
+            "against its queries alone.",
+        ),
+    ] = False,
 ) -> None:
     """Measure generate, enrich (against naive per-row Faker), load, dbt build and the pipeline;
-    with --stream, the ingestion API and the delivery-object loader."""
+    with --stream, the ingestion API and the delivery-object loader; with --dashboards, each
+    dashboard page's render time."""
     figures: Any
+    if stream and dashboards:
+        raise typer.BadParameter("choose one of --stream and --dashboards", param_hint="--stream")
     if stream:
         from ingestion.bench_stream import run_stream_benchmarks
 
         figures = run_stream_benchmarks(_settings(), reporter=RichReporter())
+    elif dashboards:
+        from dashboards.bench import TARGET_ROWS, run_dashboard_benchmarks
+
+        figures = run_dashboard_benchmarks(
+            _settings(), rows=rows or TARGET_ROWS, reporter=RichReporter()
+        )
     else:
         from ingestion.bench import run_benchmarks
 
-        figures = run_benchmarks(_settings(), rows=rows, reporter=RichReporter())
+        figures = run_benchmarks(_settings(), rows=rows or DEFAULT_ROWS, reporter=RichReporter())
     if as_json:
         print(json.dumps(figures.as_dict(), indent=2))
     else:

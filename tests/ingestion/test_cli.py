@@ -59,6 +59,13 @@ def test_unknown_target_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_bench_refuses_two_suites_at_once(tmp_path: Path) -> None:
+    result = _run(["bench", "--stream", "--dashboards"], tmp_path)
+    assert result.returncode == 2
+    assert "choose one of --stream and --dashboards" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_generate_writes_the_requested_rows(tmp_path: Path) -> None:
     out = tmp_path / "surveys.csv"
     result = _run(["generate", "--rows", "1234", "--seed", "7", "--out", str(out)], tmp_path)
