@@ -11,6 +11,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -780,6 +782,47 @@ def test_pipeline_health_matches_raw_tables_and_artifacts(dashboard_env: Setting
     assert sorted(freshness.source) == sorted(
         r["unique_id"].removeprefix("source.contrail.") for r in sources
     )
+
+
+# --- the build file is not the app's -------------------------------------------------------
+
+
+def test_pages_render_while_a_build_holds_the_warehouse_for_writing(
+    published_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = copy_snapshot(published_settings, tmp_path / "data")
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(published_settings.warehouse_path, settings.warehouse_path)
+    monkeypatch.setenv("CONTRAIL_DATA_DIR", str(settings.data_dir))
+    expected = sql(settings, "select count(*) as n from marts.fct_survey_responses").n[0]
+
+    build = duckdb.connect(str(settings.warehouse_path))  # what dbt holds while it builds
+    try:
+        build.execute("begin transaction")
+        build.execute("delete from marts.fct_survey_responses")  # uncommitted, as mid-build
+        # The lock is real: another process cannot open the build file even to read it.
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True)",
+                str(settings.warehouse_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert probe.returncode != 0 and "lock" in probe.stderr.lower(), probe.stderr
+
+        at = open_app()
+        for url_path, title in PAGE_TITLES.items():
+            go(at, url_path)  # raises on any exception or error element
+            assert [t.value for t in at.title] == [title]
+        go(at, "overview")
+        assert metrics(at)["Responses"].value == f"{expected:,}"
+    finally:
+        build.close()
 
 
 # --- a new snapshot ------------------------------------------------------------------------
