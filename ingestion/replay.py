@@ -175,10 +175,14 @@ def replay(
     else:
         raise ContrailError(f"unknown destination {to!r}: use api or firehose-dir")
     sent = accepted = rejected = 0
-    started = time.monotonic()
+    started: float | None = None
     try:
         with reporter.step(f"Replaying to {to}", expected, unit="surveys") as advance:
             for batch in _batches(surveys, batch_size):
+                # The clock starts at the first batch: preparing it (generating or reading the
+                # first chunk of surveys) is neither sending time nor a reason to send less.
+                if started is None:
+                    started = time.monotonic()
                 elapsed = time.monotonic() - started
                 if duration is not None and elapsed >= duration:
                     break
@@ -193,4 +197,5 @@ def replay(
                 advance(len(batch))
     finally:
         sink.finish()
-    return ReplayResult(sent, accepted, rejected, time.monotonic() - started)
+    seconds = 0.0 if started is None else time.monotonic() - started
+    return ReplayResult(sent, accepted, rejected, seconds)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +56,18 @@ def test_rate_paces_and_duration_stops(settings: Settings) -> None:
         batch_size=50,
     )
     assert 50 <= stopped.sent < 1_000
+
+
+def test_duration_counts_from_the_first_batch_not_from_preparing_it(settings: Settings) -> None:
+    def slow_to_start() -> Iterator[dict[str, Any]]:
+        time.sleep(0.5)  # e.g. generating or reading the first chunk of surveys
+        yield from synthetic_surveys(200, seed=4)
+
+    # At 200/s, batches of 50 go out at 0 s and 0.25 s; the next is due after the 0.3 s.
+    result = replay(
+        settings, slow_to_start(), to="firehose-dir", rate=200, duration=0.3, batch_size=50
+    )
+    assert 50 <= result.sent < 200
 
 
 def test_csv_replay_skips_rows_the_loader_would_quarantine(
