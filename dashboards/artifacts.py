@@ -15,7 +15,7 @@ shows its "nothing here" message rather than an error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +46,7 @@ SOURCE_COLUMNS = [
 ]
 
 
-def _timestamp(text: Any) -> datetime | None:
+def artifact_time(text: Any) -> datetime | None:
     """An artifact time as naive UTC; dbt writes year 1 for a source with no rows."""
     if not text:
         return None
@@ -83,14 +83,15 @@ def run_results_frame(run_results: dict[str, Any] | None) -> pd.DataFrame:
                 "failures": result.get("failures"),
                 "message": result.get("message"),
                 "execution_s": result.get("execution_time"),
-                "built_at": _timestamp(result.get("built_at")),
+                "built_at": artifact_time(result.get("built_at")),
             }
         )
     frame = pd.DataFrame(rows, columns=RUN_RESULT_COLUMNS)
     return frame.astype({"failures": "Int64", "execution_s": "float64"})
 
 
-def _criterion(criteria: dict[str, Any], key: str) -> str | None:
+def freshness_rule(criteria: Mapping[str, Any], key: str) -> str | None:
+    """A freshness criterion (``warn_after``, ``error_after``) as ``24 hour``, or None."""
     rule = criteria.get(key) or {}
     if rule.get("count") is None or rule.get("period") is None:
         return None
@@ -102,7 +103,7 @@ def source_freshness_frame(sources: dict[str, Any] | None) -> pd.DataFrame:
     rows = []
     for result in (sources or {}).get("results", []):
         unique_id = str(result.get("unique_id", ""))
-        max_loaded_at = _timestamp(result.get("max_loaded_at"))
+        max_loaded_at = artifact_time(result.get("max_loaded_at"))
         criteria = result.get("criteria") or {}
         rows.append(
             {
@@ -110,12 +111,12 @@ def source_freshness_frame(sources: dict[str, Any] | None) -> pd.DataFrame:
                 "source": ".".join(unique_id.split(".")[2:]) or unique_id,
                 "status": result.get("status"),
                 "max_loaded_at": max_loaded_at,
-                "snapshotted_at": _timestamp(result.get("snapshotted_at")),
+                "snapshotted_at": artifact_time(result.get("snapshotted_at")),
                 "loaded_age_s": result.get("max_loaded_at_time_ago_in_s")
                 if max_loaded_at is not None
                 else None,
-                "warn_after": _criterion(criteria, "warn_after"),
-                "error_after": _criterion(criteria, "error_after"),
+                "warn_after": freshness_rule(criteria, "warn_after"),
+                "error_after": freshness_rule(criteria, "error_after"),
             }
         )
     frame = pd.DataFrame(rows, columns=SOURCE_COLUMNS)

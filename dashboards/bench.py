@@ -30,6 +30,7 @@ from ingestion.errors import ContrailError
 from ingestion.progress import Reporter, SilentReporter
 
 if TYPE_CHECKING:
+    from dashboards.pages_spec import Page
     from dashboards.queries import CompiledQuery
 
 TARGET_S = 2.0  # a page renders in under 2 s
@@ -108,32 +109,11 @@ class DashboardFigures:
         return table
 
 
-def _one_page(url_path: str, data_dir: str) -> None:
-    """The app with one page and no menu: what ``dashboards.navigation.main`` does for it.
+def _one_page(url_path: str) -> None:
+    """The app drawing one page without its menu (``AppTest.from_function`` runs this source)."""
+    from dashboards.navigation import main
 
-    ``AppTest.from_function`` runs this function's source as the script, so it imports what it
-    uses itself.
-    """
-    import os
-
-    import streamlit as st
-
-    from dashboards.navigation import PAGES_DIR
-    from dashboards.pages_spec import load_pages
-    from dashboards.render import render_page
-    from dashboards.sidebar import render_filters, render_snapshot_caption
-    from dashboards.snapshot import snapshot_info
-    from ingestion.config import Settings
-
-    os.environ["CONTRAIL_DATA_DIR"] = data_dir
-    st.set_page_config(page_title="Contrail", layout="wide")
-    settings = Settings.from_env()
-    pages, _ = load_pages(PAGES_DIR)
-    page = next(page for page in pages if page.url_path == url_path)
-    info = snapshot_info(settings)
-    filters = render_filters(settings, info)
-    render_snapshot_caption(info)
-    render_page(page, settings, info, filters)
+    main(only=url_path)
 
 
 @contextmanager
@@ -150,8 +130,8 @@ def _data_dir(settings: Settings) -> Iterator[None]:
             os.environ["CONTRAIL_DATA_DIR"] = before
 
 
-def _render(url_path: str, settings: Settings, inputs: dict[str, Any] | None = None) -> float:
-    """Seconds of one cold render of a page (caches cleared).
+def _render(page: Page, inputs: dict[str, Any] | None = None) -> float:
+    """Seconds of one cold render of a page: Streamlit's and the trails' caches cleared.
 
     With ``inputs``, the page is opened, the inputs typed, and the rerun that follows is timed:
     what a reader waits for after a search.
@@ -159,26 +139,23 @@ def _render(url_path: str, settings: Settings, inputs: dict[str, Any] | None = N
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from dashboards.navigation import PAGES_DIR
-    from dashboards.pages_spec import load_pages
     from dashboards.render import input_key
+    from dashboards.trail import clear_caches
 
     st.cache_data.clear()
-    at = AppTest.from_function(
-        _one_page, args=(url_path, str(settings.data_dir)), default_timeout=RENDER_TIMEOUT_S
-    )
+    clear_caches()
+    at = AppTest.from_function(_one_page, args=(page.url_path,), default_timeout=RENDER_TIMEOUT_S)
     started = time.perf_counter()
     at.run()
     seconds = time.perf_counter() - started
-    _raise_on_errors(at, url_path)
+    _raise_on_errors(at, page.url_path)
     if inputs:
-        page = next(page for page in load_pages(PAGES_DIR)[0] if page.url_path == url_path)
         for name, value in inputs.items():
             at.text_input(key=input_key(page, name)).set_value(value)
         started = time.perf_counter()
         at.run()
         seconds = time.perf_counter() - started
-        _raise_on_errors(at, url_path)
+        _raise_on_errors(at, page.url_path)
     return seconds
 
 
@@ -194,7 +171,7 @@ def _raise_on_errors(at: Any, url_path: str) -> None:
 
 def _time_view(
     settings: Settings,
-    page: Any,
+    page: Page,
     view: str,
     inputs: dict[str, Any] | None,
     repeats: int,
@@ -219,7 +196,7 @@ def _time_view(
             execute(settings, info, query)
         return time.perf_counter() - started
 
-    render_s = _median(lambda: _render(page.url_path, settings, inputs), repeats)
+    render_s = _median(lambda: _render(page, inputs), repeats)
     return PageTiming(
         view=view,
         render_s=round(render_s, 3),
@@ -279,7 +256,7 @@ def run_dashboard_benchmarks(
         run_pipeline(bench_settings, rows=rows, seed=seed, reporter=reporter)
         build_s = time.perf_counter() - started
         surveys, flight = _snapshot_facts(bench_settings)
-        views: list[tuple[Any, str, dict[str, Any] | None]] = [
+        views: list[tuple[Page, str, dict[str, Any] | None]] = [
             (page, page.title, None) for page in pages
         ]
         views += [
@@ -290,7 +267,7 @@ def run_dashboard_benchmarks(
         ]
         timings = []
         with _data_dir(bench_settings), reporter.step("render pages", len(views), "pages") as done:
-            _render(pages[0].url_path, bench_settings)  # imports and first-use set-up: not timed
+            _render(pages[0])  # imports and first-use set-up: not timed
             for page, view, inputs in views:
                 timings.append(_time_view(bench_settings, page, view, inputs, repeats))
                 done(1)

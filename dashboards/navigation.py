@@ -77,7 +77,8 @@ def _navigation_pages(
     return entries
 
 
-def main() -> None:
+def main(only: str | None = None) -> None:
+    """The app. ``only``: the ``url_path`` of one page to draw without the menu (the benchmark)."""
     st.set_page_config(page_title="Contrail", layout="wide")
     settings = Settings.from_env()
     pages, errors = load_pages(PAGES_DIR)
@@ -92,6 +93,13 @@ def main() -> None:
         except duckdb.Error as error:
             st.sidebar.error(f"Cannot read the filter choices from {info.path}: {error}")
     render_snapshot_caption(info)
+    if only is not None:
+        page = next((page for page in pages if page.url_path == only), None)
+        if page is None:
+            st.error(f"No dashboard page is served at /{only}.")
+            return
+        render_page(page, settings, info, filters)
+        return
     if not pages and not errors:
         st.error(f"No dashboard pages found in {PAGES_DIR} (add a .md page there).")
         return

@@ -120,6 +120,11 @@ def _render_input(page: Page, component: Component) -> Any:
     )
 
 
+def _waiting(component: Component, inputs: Mapping[str, Any]) -> bool:
+    """Whether ``component`` waits for an empty input (``when=``), e.g. a lookup not yet typed."""
+    return "when" in component.attrs and inputs.get(component.attrs["when"]) in (None, "")
+
+
 def page_queries(
     page: Page, filters: Filters, inputs: Mapping[str, Any] | None = None
 ) -> list[CompiledQuery]:
@@ -132,7 +137,7 @@ def page_queries(
         for component in page.components()
         if component.data is not None
         and not COMPONENTS[component.kind].is_input
-        and values.get(component.attrs.get("when", ""), "x") not in (None, "")
+        and not _waiting(component, values)
     ]
 
 
@@ -152,8 +157,8 @@ def _render_component(
         inputs[component.attrs["name"]] = _render_input(page, component)
         return None
     assert component.data is not None  # the parser requires data on non-input components
-    if "when" in component.attrs and inputs.get(component.attrs["when"]) in (None, ""):
-        return None  # waits for its input, e.g. a lookup before anything is typed
+    if _waiting(component, inputs):
+        return None
     query = compile_query(page, component.data, context.filters, inputs)
     try:
         df = run_query(context.settings, context.info, query)

@@ -37,6 +37,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from dashboards.artifacts import artifact_time, freshness_rule
 from dashboards.filters import Filters
 from dashboards.lineage import Lineage, build_lineage, sql_tokens, table_references
 from dashboards.snapshot import SnapshotInfo, SnapshotMissing, connect, load_artifact
@@ -454,18 +455,6 @@ def _newest(conn: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime 
     return (row[0], row[1], None) if row else (None, None, None)
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.year <= 1:  # dbt's "no rows" marker
-        return None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def _source_freshness(
     sources: Mapping[str, Any] | None, wanted: set[str] | None
 ) -> tuple[SourceFreshness, ...]:
@@ -476,14 +465,13 @@ def _source_freshness(
         unique_id = result.get("unique_id", "")
         if wanted is not None and unique_id not in wanted:
             continue
-        warn = (result.get("criteria") or {}).get("warn_after") or {}
         rows.append(
             SourceFreshness(
                 source=unique_id,
                 status=str(result.get("status")),
-                max_loaded_at=_parse_time(result.get("max_loaded_at")),
-                checked_at=_parse_time(result.get("snapshotted_at")),
-                warn_after=f"{warn['count']} {warn['period']}(s)" if warn.get("count") else None,
+                max_loaded_at=artifact_time(result.get("max_loaded_at")),
+                checked_at=artifact_time(result.get("snapshotted_at")),
+                warn_after=freshness_rule(result.get("criteria") or {}, "warn_after"),
             )
         )
     return tuple(sorted(rows, key=lambda r: r.source))

@@ -399,6 +399,19 @@ def test_every_chart_and_kpi_explains_how_it_was_computed(dashboard_env: Setting
     assert "mart_pipeline_health" in texts(trails(at)[0])
 
 
+def _one_unknown_page() -> None:
+    from dashboards.navigation import main
+
+    main(only="no-such-page")
+
+
+def test_drawing_one_page_by_an_unknown_url_path_says_so(empty_env: Settings) -> None:
+    at = AppTest.from_function(_one_unknown_page, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["No dashboard page is served at /no-such-page."]
+
+
 def test_a_broken_page_shows_its_error_instead_of_its_content() -> None:
     def app() -> None:
         from pathlib import Path
