@@ -86,6 +86,11 @@ class Settings:
         return self.data_dir / "serving" / "warehouse.duckdb"
 
     @property
+    def serving_slots_dir(self) -> Path:
+        """The two snapshot files a stream run alternates between (``ingestion.publish``)."""
+        return self.data_dir / "serving" / "slots"
+
+    @property
     def serving_artifacts_dir(self) -> Path:
         """dbt artifacts of each published snapshot, one folder per publish id."""
         return self.data_dir / "serving" / "artifacts"

@@ -146,6 +146,11 @@ QUARANTINE_REASONS = (
 class RawTable:
     name: str
     columns: tuple[tuple[str, str], ...]
+    # The landing-time column: a row inserted later never has an older value. A stream
+    # cycle's publish copies the rows at or after the snapshot's newest value
+    # (ingestion/snapshot_patch.py); if rows were deleted meanwhile (a CSV batch replaced),
+    # the row counts differ and the table is copied whole.
+    appended_by: str
 
     @property
     def qualified(self) -> str:
@@ -157,7 +162,7 @@ class RawTable:
         return f"create table if not exists {self.qualified} (\n    {cols}\n)"
 
 
-SURVEY_RESPONSES = RawTable("survey_responses", SURVEY_RESPONSES_COLUMNS)
+SURVEY_RESPONSES = RawTable("survey_responses", SURVEY_RESPONSES_COLUMNS, "loaded_at")
 # One row per micro-batch cycle of `contrail stream run`, written after its publish.
 STREAM_CYCLES_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cycle_id", "varchar"),
@@ -176,10 +181,10 @@ STREAM_CYCLES_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cycle_s", "double precision"),
 )
 
-SURVEY_EVENTS = RawTable("survey_events", SURVEY_EVENTS_COLUMNS)
-STREAM_CYCLES = RawTable("stream_cycles", STREAM_CYCLES_COLUMNS)
-LOAD_AUDIT = RawTable("load_audit", LOAD_AUDIT_COLUMNS)
-QUARANTINE = RawTable("quarantine", QUARANTINE_COLUMNS)
+SURVEY_EVENTS = RawTable("survey_events", SURVEY_EVENTS_COLUMNS, "loaded_at")
+STREAM_CYCLES = RawTable("stream_cycles", STREAM_CYCLES_COLUMNS, "started_at")
+LOAD_AUDIT = RawTable("load_audit", LOAD_AUDIT_COLUMNS, "finished_at")
+QUARANTINE = RawTable("quarantine", QUARANTINE_COLUMNS, "quarantined_at")
 RAW_TABLES = (SURVEY_RESPONSES, SURVEY_EVENTS, LOAD_AUDIT, QUARANTINE, STREAM_CYCLES)
 
 

@@ -18,7 +18,9 @@ Each cycle:
    interrupted run loaded but did not build or publish becomes visible; a warehouse missing
    any model (a fresh one, or a new model) gets a full build instead.
 4. **Publish** the DuckDB snapshot (``ingestion.publish``; on PostgreSQL the build is the
-   publish).
+   publish). The run publishes through two snapshot slots and, after its first two publishes,
+   patches the older slot with what changed instead of copying the warehouse file
+   (``SnapshotSlots``).
 5. **Record** the cycle in ``raw.stream_cycles``: what it published and its freshness, the
    seconds from each event's ``submitted_at`` to ``published_at`` (p50/p95/max) over the
    events of the delivery objects loaded since the previous cycle's publish. The row is
@@ -30,7 +32,7 @@ at least once (a journal segment outlives its object until the object is written
 transactional and skip objects already audited, staging deduplicates on ``event_id`` and
 surveys on ``survey_id``, the first cycle of a run rebuilds, and a publish swaps the snapshot
 atomically (a killed publish leaves the previous snapshot and a temporary file, removed at the
-next start).
+next start; a killed patch rolls back, and a restarted run copies its first snapshots whole).
 
 Ctrl-C and SIGTERM stop the runner cleanly after the step in progress.
 """
@@ -43,6 +45,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -59,6 +62,7 @@ from ingestion.build import BuildResult, NodeOutcome, check_target, dbt_args, de
 from ingestion.config import Settings
 from ingestion.errors import ContrailError
 from ingestion.progress import Reporter, SilentReporter
+from ingestion.publish import SnapshotSlots
 from ingestion.schema import LOAD_AUDIT, STREAM_CYCLES, SURVEY_EVENTS
 
 log = logging.getLogger(__name__)
@@ -129,6 +133,8 @@ class CycleResult:
     load_s: float = 0.0
     build_s: float = 0.0
     publish_s: float = 0.0
+    # The publish patched the older snapshot slot instead of copying the warehouse file.
+    snapshot_patched: bool = False
     cycle_s: float = 0.0
     recorded: bool = False  # a row was written to raw.stream_cycles
     interrupted: bool = False  # stopped by Ctrl-C/SIGTERM before the cycle finished
@@ -204,19 +210,26 @@ def flush_orphaned_journals(settings: Settings) -> FlushReport:
     return FlushReport(journals, tuple(keys), tuple(live))
 
 
+_TEMPORARY = re.compile(r"^\..+\.(\d+)(\.link)?\.tmp(\.wal)?$")
+
+
 def remove_stale_publish_files(settings: Settings) -> list[Path]:
-    """Delete temporary snapshot copies left by a publish that was killed (its pid is gone)."""
-    serving = settings.serving_path
+    """Delete temporary snapshot files (copies, links, in the serving folder and the slots')
+    left by a publish that was killed (its pid is gone)."""
     removed = []
-    if not serving.parent.is_dir():
-        return removed
-    for path in serving.parent.glob(f".{serving.name}.*.tmp"):
-        pid_text = path.name[len(serving.name) + 2 : -len(".tmp")]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+    for folder in (settings.serving_path.parent, settings.serving_slots_dir):
+        if not folder.is_dir():
             continue
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed.append(path)
+        for path in folder.iterdir():
+            match = _TEMPORARY.match(path.name)
+            if match is None:
+                continue
+            pid = int(match.group(1))
+            if pid == os.getpid() or _alive(pid):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
     return removed
 
 
@@ -423,6 +436,7 @@ class StreamSession:
         # objects and died before building or publishing them.
         self.needs_build = True
         self.cycles = 0
+        self.slots: SnapshotSlots | None = None  # the run's snapshot slots (DuckDB)
         if target == "duckdb":
             remove_stale_publish_files(settings)
 
@@ -547,7 +561,11 @@ def run_cycle(settings: Settings, session: StreamSession) -> CycleResult:
     session.step("publish")
     clock = time.perf_counter()
     if session.target == "duckdb":
-        publish(settings)
+        if session.slots is None:
+            session.slots = SnapshotSlots(settings)
+        # A full build may have rewritten any table: only the others may be patched in.
+        publish(settings, session.slots, incremental=kind != "full")
+        out.update(snapshot_patched=session.slots.history[-1].patched)
     published_at = _now()
     out.update(published_at=published_at, publish_s=time.perf_counter() - clock)
     if kind == "health":

@@ -157,6 +157,12 @@ def raw_count(settings: Settings, sql: str) -> int:
         conn.close()
 
 
+def temporary_files(settings: Settings) -> list[Path]:
+    """Snapshot copies in progress: beside the serving path, and in a run's slots folder."""
+    folders = (settings.serving_path.parent, settings.serving_slots_dir)
+    return sorted(p for folder in folders if folder.is_dir() for p in folder.glob(".*.tmp"))
+
+
 @dataclass
 class Crashes:
     settings: Settings
@@ -188,10 +194,10 @@ def crashes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crashes]:
     state.written.append(write_events(settings, 2000, 50, journal="api"))
     run_and_kill(settings, "in-publish", "HOLDING in publish")
     serving = settings.serving_path
-    seen["temp_files_after_kill_2"] = sorted(serving.parent.glob(f".{serving.name}.*.tmp"))
+    seen["temp_files_after_kill_2"] = temporary_files(settings)
     seen["snapshot_after_kill_2"] = survey_ids(serving, read_only=True)
     (seen["restart_2"],) = run_stream(settings, once=True)
-    seen["temp_files_after_restart_2"] = sorted(serving.parent.glob(f".{serving.name}.*.tmp"))
+    seen["temp_files_after_restart_2"] = temporary_files(settings)
     seen["snapshot_after_restart_2"] = survey_ids(serving, read_only=True)
     yield state
 
