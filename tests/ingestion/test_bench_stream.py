@@ -88,7 +88,8 @@ def test_measure_cycle_times_one_cycle_and_its_steps(tmp_path: Path) -> None:
     from ingestion.config import Settings
 
     settings = replace(Settings.from_env({}), data_dir=tmp_path / "data")
-    cost = measure_cycle(settings, history=2_000, batch=300)  # raises unless 300 events land
+    # raises unless 300 events land and the cycle's publish patched its snapshot slot
+    cost = measure_cycle(settings, history=2_000, batch=300)
 
     assert cost.full_build_s > 0
     assert 0 < cost.build_s < cost.cycle_s
