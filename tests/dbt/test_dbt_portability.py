@@ -37,9 +37,15 @@ def strip_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*", "", sql)
 
 
+def strip_duckdb_implementations(sql: str) -> str:
+    """Drop ``duckdb__`` macros: adapter.dispatch picks them on DuckDB only (the compiled
+    Redshift SQL is checked below)."""
+    return re.sub(r"\{%-?\s*macro\s+duckdb__.*?\{%-?\s*endmacro\s*-?%\}", "", sql, flags=re.S)
+
+
 @pytest.mark.parametrize("path", PROJECT_SQL, ids=lambda p: p.name)
 def test_sql_uses_only_portable_constructs(path: Path) -> None:
-    sql = strip_comments(path.read_text())
+    sql = strip_duckdb_implementations(strip_comments(path.read_text()))
     found = [name for name, pattern in NOT_PORTABLE.items() if pattern.search(sql)]
     assert found == [], f"{path.relative_to(REPO_ROOT)}: not portable: {found}"
 
@@ -71,4 +77,5 @@ def test_redshift_parses_and_compiles_offline(tmp_path: Path) -> None:
     for path in models.rglob("*.sql"):
         sql = path.read_text()
         assert "::" not in sql, path.name
+        assert not NOT_PORTABLE["count_if"].search(sql), path.name
         sqlglot.parse(sql, read="redshift")  # raises on SQL it cannot read

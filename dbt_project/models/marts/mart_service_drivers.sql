@@ -15,26 +15,24 @@ services as (
     {{ rating_services_relation() }}
 ),
 
--- One pass over the surveys, every service's counts side by side: the wide fact is read once,
--- where grouping fct_service_ratings would read fifteen rows a survey.
+-- One pass over the surveys, every service's counts side by side, split by satisfaction: the
+-- wide fact is read once, where grouping fct_service_ratings would read fifteen rows a survey.
 totals as (
     select
+        is_satisfied,
         {%- for service in rating_services() %}
         {%- set rating = service.name ~ '_rating' %}
         {%- set not_applicable = service.name ~ '_is_not_applicable' %}
         count({{ not_applicable }}) as {{ service.name }}__responses,
-        sum(case when {{ rating }} is not null then 1 else 0 end) as {{ service.name }}__rated,
-        sum(case when {{ not_applicable }} then 1 else 0 end)
-            as {{ service.name }}__not_applicable,
-        sum(cast({{ rating }} as double precision)) as {{ service.name }}__rating_sum,
-        sum(case when {{ rating }} >= 4 then 1 else 0 end) as {{ service.name }}__high_ratings,
-        sum(case when {{ rating }} >= 4 and is_satisfied then 1 else 0 end)
-            as {{ service.name }}__high_satisfied,
-        sum(case when {{ rating }} <= 2 then 1 else 0 end) as {{ service.name }}__low_ratings,
-        sum(case when {{ rating }} <= 2 and is_satisfied then 1 else 0 end)
-            as {{ service.name }}__low_satisfied{{ ',' if not loop.last }}
+        count({{ rating }}) as {{ service.name }}__rated,
+        {{ count_where(not_applicable) }} as {{ service.name }}__not_applicable,
+        sum({{ rating }}) as {{ service.name }}__rating_sum,
+        {{ count_where(rating ~ ' >= 4') }} as {{ service.name }}__high_ratings,
+        {{ count_where(rating ~ ' <= 2') }} as {{ service.name }}__low_ratings
+        {{- ',' if not loop.last }}
         {%- endfor %}
     from surveys
+    group by is_satisfied
 ),
 
 -- One row per service a survey was asked about (a null flag means its layout did not ask).
@@ -42,16 +40,19 @@ per_service as (
     {%- for service in rating_services() %}
     select
         '{{ service.name }}' as service,
-        {{ service.name }}__responses as responses,
-        {{ service.name }}__rated as rated,
-        {{ service.name }}__not_applicable as not_applicable,
-        {{ service.name }}__rating_sum / nullif({{ service.name }}__rated, 0) as mean_rating,
-        {{ service.name }}__high_ratings as high_ratings,
-        {{ service.name }}__high_satisfied as high_satisfied,
-        {{ service.name }}__low_ratings as low_ratings,
-        {{ service.name }}__low_satisfied as low_satisfied
+        sum({{ service.name }}__responses) as responses,
+        sum({{ service.name }}__rated) as rated,
+        sum({{ service.name }}__not_applicable) as not_applicable,
+        cast(sum({{ service.name }}__rating_sum) as double precision)
+        / nullif(sum({{ service.name }}__rated), 0) as mean_rating,
+        sum({{ service.name }}__high_ratings) as high_ratings,
+        sum(case when is_satisfied then {{ service.name }}__high_ratings else 0 end)
+            as high_satisfied,
+        sum({{ service.name }}__low_ratings) as low_ratings,
+        sum(case when is_satisfied then {{ service.name }}__low_ratings else 0 end)
+            as low_satisfied
     from totals
-    where {{ service.name }}__responses > 0
+    having sum({{ service.name }}__responses) > 0
     {%- if not loop.last %}
 
     union all
