@@ -84,3 +84,64 @@
     {%- endfor -%}
     {%- do return(none) -%}
 {%- endmacro %}
+
+
+{#
+    dbt's relationships test, with one change in a stream cycle: when the tested rows are
+    windowed (see get_where_subquery) and the parent model names a cycle_window_column too,
+    the parent is read from the tested rows' cutoff on, so the test reads the window on both
+    sides instead of every key of the parent. This relies on a rule the windowed models keep:
+    a row's window column is never older than that of a row referencing it (a rating carries
+    its survey's landing time; a dimension row the newest landing time of its surveys). A
+    parent row left out could only make the test fail, never pass.
+#}
+{% macro default__test_relationships(model, column_name, to, field) %}
+{%- set parent_window = cycle_parent_window(to) %}
+
+with child as (
+    select {{ column_name }} as from_field
+    from {{ model }}
+    where {{ column_name }} is not null
+),
+
+parent as (
+    select {{ field }} as to_field
+    from {{ to }}
+    {%- if parent_window %}
+    where {{ parent_window }}
+    {%- endif %}
+)
+
+select
+    from_field
+
+from child
+left join parent
+    on child.from_field = parent.to_field
+
+where parent.to_field is null
+
+{% endmacro %}
+
+
+{# The predicate that windows a relationships test's parent, or none (see above). #}
+{% macro cycle_parent_window(parent) -%}
+    {%- if not var('stream_cycle', false) or not execute -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- set parent_column = cycle_window_column(parent) -%}
+    {%- set attached = graph.nodes.get(model.get('attached_node') or '') -%}
+    {%- if not parent_column or not attached -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- set child = api.Relation.create(
+        database=attached.database,
+        schema=attached.schema,
+        identifier=attached.alias or attached.name
+    ) -%}
+    {%- set child_column = cycle_window_column(child) -%}
+    {%- if not child_column -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- do return(parent_column ~ ' >= ' ~ lookback_cutoff(child_column, child)) -%}
+{%- endmacro %}

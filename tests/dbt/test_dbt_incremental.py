@@ -379,3 +379,50 @@ def test_cycle_tests_check_the_window_and_still_catch_repeated_keys(
         conn.close()
     cycle = run_tests("--vars", CYCLE_VARS)
     assert cycle["unique_fct_survey_responses_survey_id"] == "fail"
+
+
+def test_cycle_relationships_read_the_parents_window_and_still_fail_on_a_missing_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a cycle, a relationships test to a windowed model reads the parent from the tested
+    rows' cutoff on; a row in the window whose parent is gone still fails it."""
+    scratch = project("duckdb", tmp_path, monkeypatch)
+    newest = T0 + timedelta(hours=5)
+    batches: list[Batch] = [
+        (SURVEY_RESPONSES, "csv-a", T0, [batch_row("B1", 31, ALL_RATINGS)]),
+        (SURVEY_EVENTS, "firehose-1", newest, [event_row("e1", "S1", 40, ALL_RATINGS, newest)]),
+    ]
+    scratch.warehouse.load_raw(raw_rows(batches))
+    scratch.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    test_name = (
+        "relationships_fct_survey_responses_passenger_key__passenger_key__ref_dim_passenger_"
+    )
+
+    def run_test() -> str:
+        result = invoke_dbt(
+            "test",
+            scratch.settings,
+            extra=["--select", f"{test_name}*", "--vars", CYCLE_VARS],
+        )
+        (outcome,) = result.outcomes
+        return outcome.status
+
+    assert run_test() == "pass"
+    (compiled,) = [  # dbt shortens a long test's file name
+        path.read_text()
+        for path in (scratch.settings.dbt_target_dir / "run").rglob("relationships_*.sql")
+        if '"dim_passenger"' in path.read_text()
+    ]
+    # the parent is read from the window's cutoff (the newest landing, 60 minutes back)
+    cutoff = newest - timedelta(minutes=60)
+    assert f"last_loaded_at >= cast('{cutoff}' as timestamp)" in compiled
+
+    conn = scratch.warehouse.connect()
+    try:
+        conn.execute(
+            "delete from marts.dim_passenger where passenger_key = "
+            "(select passenger_key from marts.fct_survey_responses where survey_id = 'S1')"
+        )
+    finally:
+        conn.close()
+    assert run_test() == "fail"
