@@ -304,13 +304,23 @@ def _read_shared(fd: int, size: int) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(memory)).read_all()
 
 
-def _worker(conn: Connection, path: Path, layout: Layout, chunk_rows: int, seed: int) -> None:
+def _worker(
+    conn: Connection,
+    loader_end: Connection,
+    path: Path,
+    layout: Layout,
+    chunk_rows: int,
+    seed: int,
+) -> None:
     """The worker process: parse, validate and enrich every block, and hand each over.
 
     It parses the first block while the loader fingerprints the file, then waits for
     ``("start", sha256, limit)``. After ``WINDOW`` blocks it waits for one credit per block the
-    loader has consumed. It exits when the loader closes the pipe or says ``("stop",)``.
+    loader has consumed. It exits when the loader closes the pipe, dies, or says ``("stop",)``.
     """
+    # The fork copied the loader's end of the pipe: closed here, so that the loader's death
+    # (even by SIGKILL) closes the pipe and the worker's next receive ends it.
+    loader_end.close()
     try:
         pa.set_cpu_count(1)
         consumed = 0
@@ -391,7 +401,7 @@ class _Preparation:
         self._conn, child = context.Pipe(duplex=True)
         self._process = context.Process(
             target=_worker,
-            args=(child, path, layout, chunk_rows, seed),
+            args=(child, self._conn, path, layout, chunk_rows, seed),
             name="contrail-load-prepare",
             daemon=True,
         )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,6 +66,22 @@ print("finished", flush=True)
 """
 
 
+def _live_processes_mentioning(marker: str) -> list[int]:
+    """Pids of running (not zombie) processes whose command line contains ``marker``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # gone meanwhile
+        if state != "Z" and marker.encode() in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
 def _kill_mid_load(path: Path, settings: Settings, target: str) -> None:
     code = textwrap.dedent(CHILD).format(
         kill_after=KILL_AFTER_BLOCKS,
@@ -88,6 +106,16 @@ def _kill_mid_load(path: Path, settings: Settings, target: str) -> None:
             child.kill()
             child.wait()
     assert child.returncode == -signal.SIGKILL
+    # The load's worker process (forked, so it shares the child's command line) must not
+    # outlive it: it sees the loader's end of their pipe close and exits.
+    marker = str(settings.data_dir)
+    deadline = time.monotonic() + 15
+    while (survivors := _live_processes_mentioning(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in survivors:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"processes of the killed load still running: {survivors}"
 
 
 def _counts_duckdb(settings: Settings, sha: str) -> tuple[int, int, int]:
