@@ -5,7 +5,9 @@
 
     - the build runs with var stream_cycle = true (contrail stream run sets it);
     - the tested model names its window column in meta cycle_window_column (the incremental
-      models: their landing time), so the window is the model's own lookback window;
+      models and the ratings view: their landing time), so the window is the model's own
+      lookback window, anchored at the newest value in the model (or in the table its meta
+      cycle_window_newest_from names: see cycle_window_anchor);
     - the test is row by row (not_null, accepted_values, accepted_range, expression_is_true,
       relationships: the model's side) or a uniqueness test (unique,
       unique_combination_of_columns).
@@ -14,8 +16,9 @@
     the window, wherever in the history the other copy lies, so a new row duplicating an old
     one still fails. unique_combination_of_columns (fct_service_ratings, fifteen rows a survey)
     checks the window's rows among themselves: probing every rating for the window's keys
-    would cost a scan of the whole history; the delete+insert on survey_id is what keeps a
-    newer copy from adding to an older one, and full builds check the whole table. Every
+    would cost unpivoting the whole history; the ratings of a survey all come from its one
+    deduplicated row, whose uniqueness the unique test on survey_id checks as above, and full
+    builds check the whole view. Every
     other test sees whole tables; the whole-table reconciliations are tagged full_build_only
     and the cycle runs assert_recent_surveys_reach_fct instead.
 #}
@@ -50,7 +53,7 @@
         {%- do return(none) -%}
     {%- endif -%}
     {%- set kwargs = metadata.get('kwargs', {}) -%}
-    {%- set cutoff = lookback_cutoff(column, relation) -%}
+    {%- set cutoff = lookback_cutoff(column, cycle_window_anchor(relation)) -%}
     {%- set row_by_row = (
         'not_null', 'accepted_values', 'accepted_range', 'expression_is_true', 'relationships',
         'unique_combination_of_columns'
@@ -74,15 +77,47 @@
 
 {# meta.cycle_window_column of the model stored in relation, or none. #}
 {% macro cycle_window_column(relation) -%}
+    {%- do return(cycle_window_meta(relation).get('cycle_window_column')) -%}
+{%- endmacro %}
+
+
+{#
+    The relation whose newest window-column value anchors relation's window: the model named by
+    its meta cycle_window_newest_from, else relation itself. A view over a large table (the
+    ratings unpivot the surveys fifteen times) names that table, whose newest landing time is
+    the view's, so the lookup reads one column of a table instead of computing the view.
+#}
+{% macro cycle_window_anchor(relation) -%}
+    {%- set anchor = cycle_window_meta(relation).get('cycle_window_newest_from') -%}
+    {%- if not anchor -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+    {%- for node in graph.nodes.values() -%}
+        {%- if node.resource_type == 'model' and node.name == anchor -%}
+            {%- do return(api.Relation.create(
+                database=node.database,
+                schema=node.schema,
+                identifier=node.alias or node.name
+            )) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error(
+        "meta cycle_window_newest_from of " ~ relation ~ " names " ~ anchor
+        ~ ", which is not a model of the project"
+    ) }}
+{%- endmacro %}
+
+
+{# The meta of the model stored in relation ({} when none is). #}
+{% macro cycle_window_meta(relation) -%}
     {%- for node in graph.nodes.values() -%}
         {%- if node.resource_type == 'model'
             and (node.alias or node.name) | lower == relation.identifier | lower
             and node.schema | lower == relation.schema | lower -%}
-            {%- set meta = node.config.get('meta') or node.get('meta') or {} -%}
-            {%- do return(meta.get('cycle_window_column')) -%}
+            {%- do return(node.config.get('meta') or node.get('meta') or {}) -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- do return(none) -%}
+    {%- do return({}) -%}
 {%- endmacro %}
 
 
@@ -143,5 +178,6 @@ where parent.to_field is null
     {%- if not child_column -%}
         {%- do return(none) -%}
     {%- endif -%}
-    {%- do return(parent_column ~ ' >= ' ~ lookback_cutoff(child_column, child)) -%}
+    {%- set cutoff = lookback_cutoff(child_column, cycle_window_anchor(child)) -%}
+    {%- do return(parent_column ~ ' >= ' ~ cutoff) -%}
 {%- endmacro %}

@@ -49,24 +49,3 @@
         coalesce({{ cutoff }}, {{ floor }})
     {%- endif -%}
 {%- endmacro %}
-
-
-
-{#
-    Pre-hook of fct_service_ratings. Its delete+insert replaces the rows of every survey that
-    has rows in the new batch; a survey whose newer copy asks about no service has none, so
-    its older copy's rows are deleted here. Nothing on a first build or a full refresh.
-#}
-{% macro delete_ratings_of_unrated_copies() -%}
-    {%- if is_incremental() %}
-    delete from {{ this }}
-    where survey_id in (
-        select survey_id
-        from {{ ref('int_surveys__deduplicated') }}
-        where loaded_at >= {{ lookback_cutoff() }}
-            {%- for service in rating_services() %}
-            and {{ service.name }}_is_not_applicable is null
-            {%- endfor %}
-    )
-    {%- endif -%}
-{%- endmacro %}

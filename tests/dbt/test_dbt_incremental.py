@@ -285,7 +285,7 @@ def test_incremental_steps_match_a_full_refresh(scratch: Project) -> None:
     assert sorted(s for (sid, s) in ratings if sid == "B4") == sorted(FEW_RATINGS)
 
     incremental = snapshot(warehouse)
-    assert "marts.fct_service_ratings" in incremental
+    assert "marts.fct_survey_responses" in incremental
     assert "intermediate.int_surveys__deduplicated" in incremental
     scratch.dbt("run", "--full-refresh")
     rebuilt = snapshot(warehouse)

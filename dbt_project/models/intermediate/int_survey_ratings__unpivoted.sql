@@ -1,9 +1,9 @@
 {#
     One row per survey and service the survey's layout asked about (the raw rating was not
-    null). A view: it is fifteen times the surveys, and fct_service_ratings is its only reader.
-    The unpivot is a cross join with a one-row-per-service list, so the surveys are read once.
-    loaded_at is the survey copy's landing time: fct_service_ratings' incremental filter, which
-    the engine pushes below the cross join to the surveys.
+    null). A view: it is fifteen times the surveys, and its only reader, fct_service_ratings,
+    is a view too. The unpivot is a cross join with a one-row-per-service list, so the surveys
+    are read once. loaded_at is the survey copy's landing time; a filter on it (a stream
+    cycle's test window) the engine pushes below the cross join to the surveys.
 #}
 
 with
