@@ -426,3 +426,49 @@ def test_cycle_relationships_read_the_parents_window_and_still_fail_on_a_missing
     finally:
         conn.close()
     assert run_test() == "fail"
+
+
+def test_cycle_tests_of_the_ratings_view_are_windowed_from_the_surveys_newest_landing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fct_service_ratings is a view; in a cycle its tests read the ratings of the surveys in
+    the window anchored at int_surveys__deduplicated's newest landing time (here a survey that
+    asks about no service, so the view's own newest rating is five hours older)."""
+    scratch = project("duckdb", tmp_path, monkeypatch)
+    newest = T0 + timedelta(hours=5)
+    batches: list[Batch] = [
+        (SURVEY_RESPONSES, "csv-a", T0, [batch_row(f"B{n}", 30 + n, ALL_RATINGS) for n in (1, 2)]),
+        (SURVEY_EVENTS, "firehose-1", newest, [event_row("e1", "S1", 40, {}, newest)]),
+    ]
+    scratch.warehouse.load_raw(raw_rows(batches))
+    scratch.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    deduplicated = "intermediate.int_surveys__deduplicated"
+    conn = scratch.warehouse.connect()
+    try:
+        # B1 (landed five hours before the newest survey) gets an impossible score
+        conn.execute(f"update {deduplicated} set seat_comfort_rating = 9 where survey_id = 'B1'")
+        ratings = conn.execute("select max(loaded_at) from marts.fct_service_ratings").fetchone()[0]
+    finally:
+        conn.close()
+    assert ratings == T0  # S1 has no ratings: anchored at the view, B1 would be in the window
+
+    def range_test(*args: str) -> str:
+        result = invoke_dbt(
+            "test",
+            scratch.settings,
+            extra=["--select", "accepted_range_fct_service_ratings_rating*", *args],
+        )
+        (outcome,) = result.outcomes
+        return outcome.status
+
+    assert range_test("--vars", CYCLE_VARS) == "pass", "B1 lies outside the window"
+    assert range_test() == "fail"
+
+    conn = scratch.warehouse.connect()
+    try:
+        conn.execute(
+            f"update {deduplicated} set loaded_at = '{newest}'::timestamp where survey_id = 'B1'"
+        )
+    finally:
+        conn.close()
+    assert range_test("--vars", CYCLE_VARS) == "fail", "B1 landed again: inside the window"
