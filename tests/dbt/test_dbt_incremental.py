@@ -335,11 +335,11 @@ def test_lookback_window_bounds_what_an_incremental_run_reprocesses(
     }
 
 
-def test_cycle_tests_check_the_window_and_still_catch_repeated_keys(
+def built_with_an_old_batch_and_a_newer_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With var stream_cycle, row-by-row tests read the lookback window only, and `unique`
-    still fails when a row in the window repeats the key of a row outside it."""
+) -> tuple[Project, datetime]:
+    """A built project (no tests run): batch surveys B1 and B2 landed at T0, and the event of
+    survey S1, which asks about no service, landed five hours later (returned as newest)."""
     scratch = project("duckdb", tmp_path, monkeypatch)
     newest = T0 + timedelta(hours=5)
     batches: list[Batch] = [
@@ -348,6 +348,15 @@ def test_cycle_tests_check_the_window_and_still_catch_repeated_keys(
     ]
     scratch.warehouse.load_raw(raw_rows(batches))
     scratch.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    return scratch, newest
+
+
+def test_cycle_tests_check_the_window_and_still_catch_repeated_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With var stream_cycle, row-by-row tests read the lookback window only, and `unique`
+    still fails when a row in the window repeats the key of a row outside it."""
+    scratch, newest = built_with_an_old_batch_and_a_newer_event(tmp_path, monkeypatch)
     fct = "marts.fct_survey_responses"
     conn = scratch.warehouse.connect()
     try:
@@ -434,14 +443,7 @@ def test_cycle_tests_of_the_ratings_view_are_windowed_from_the_surveys_newest_la
     """fct_service_ratings is a view; in a cycle its tests read the ratings of the surveys in
     the window anchored at int_surveys__deduplicated's newest landing time (here a survey that
     asks about no service, so the view's own newest rating is five hours older)."""
-    scratch = project("duckdb", tmp_path, monkeypatch)
-    newest = T0 + timedelta(hours=5)
-    batches: list[Batch] = [
-        (SURVEY_RESPONSES, "csv-a", T0, [batch_row(f"B{n}", 30 + n, ALL_RATINGS) for n in (1, 2)]),
-        (SURVEY_EVENTS, "firehose-1", newest, [event_row("e1", "S1", 40, {}, newest)]),
-    ]
-    scratch.warehouse.load_raw(raw_rows(batches))
-    scratch.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    scratch, newest = built_with_an_old_batch_and_a_newer_event(tmp_path, monkeypatch)
     deduplicated = "intermediate.int_surveys__deduplicated"
     conn = scratch.warehouse.connect()
     try:
