@@ -53,7 +53,7 @@
         {%- do return(none) -%}
     {%- endif -%}
     {%- set kwargs = metadata.get('kwargs', {}) -%}
-    {%- set cutoff = lookback_cutoff(column, cycle_window_anchor(relation)) -%}
+    {%- set cutoff = cycle_window_cutoff(relation, column) -%}
     {%- set row_by_row = (
         'not_null', 'accepted_values', 'accepted_range', 'expression_is_true', 'relationships',
         'unique_combination_of_columns'
@@ -82,11 +82,18 @@
 
 
 {#
-    The relation whose newest window-column value anchors relation's window: the model named by
-    its meta cycle_window_newest_from, else relation itself. A view over a large table (the
-    ratings unpivot the surveys fifteen times) names that table, whose newest landing time is
-    the view's, so the lookup reads one column of a table instead of computing the view.
+    The start of relation's window on column: lookback_cutoff anchored at the newest value in
+    the model named by relation's meta cycle_window_newest_from, else in relation itself. A
+    view over a large table (the ratings unpivot the surveys fifteen times) names that table,
+    whose newest landing time is the view's, so the lookup reads one column of a table instead
+    of computing the view.
 #}
+{% macro cycle_window_cutoff(relation, column) -%}
+    {%- do return(lookback_cutoff(column, cycle_window_anchor(relation))) -%}
+{%- endmacro %}
+
+
+{# The relation cycle_window_cutoff reads the newest value from (see above). #}
 {% macro cycle_window_anchor(relation) -%}
     {%- set anchor = cycle_window_meta(relation).get('cycle_window_newest_from') -%}
     {%- if not anchor -%}
@@ -94,11 +101,7 @@
     {%- endif -%}
     {%- for node in graph.nodes.values() -%}
         {%- if node.resource_type == 'model' and node.name == anchor -%}
-            {%- do return(api.Relation.create(
-                database=node.database,
-                schema=node.schema,
-                identifier=node.alias or node.name
-            )) -%}
+            {%- do return(node_relation(node)) -%}
         {%- endif -%}
     {%- endfor -%}
     {{ exceptions.raise_compiler_error(
@@ -169,15 +172,20 @@ where parent.to_field is null
     {%- if not parent_column or not attached -%}
         {%- do return(none) -%}
     {%- endif -%}
-    {%- set child = api.Relation.create(
-        database=attached.database,
-        schema=attached.schema,
-        identifier=attached.alias or attached.name
-    ) -%}
+    {%- set child = node_relation(attached) -%}
     {%- set child_column = cycle_window_column(child) -%}
     {%- if not child_column -%}
         {%- do return(none) -%}
     {%- endif -%}
-    {%- set cutoff = lookback_cutoff(child_column, cycle_window_anchor(child)) -%}
-    {%- do return(parent_column ~ ' >= ' ~ cutoff) -%}
+    {%- do return(parent_column ~ ' >= ' ~ cycle_window_cutoff(child, child_column)) -%}
+{%- endmacro %}
+
+
+{# The relation a graph node (a model) is stored in. #}
+{% macro node_relation(node) -%}
+    {%- do return(api.Relation.create(
+        database=node.database,
+        schema=node.schema,
+        identifier=node.alias or node.name
+    )) -%}
 {%- endmacro %}
